@@ -1,0 +1,317 @@
+"""Command-line interface: argument parsing and error messages only; the work is in the Python API.
+
+Every mistake a user can make ends as one line on stderr and exit status 2 (CarSelectError);
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .config import Config
+from .errors import CarSelectError
+
+PROG = "car-select"
+
+RUN_EXAMPLE = """\
+example:
+  car-select run alpaca_data.json -o selected.json --annotated annotated.jsonl --report report.html
+  car-select run chats.jsonl -o best.jsonl --n1 500 --n2 2 --format jsonl --fields instruction=prompt,output=response
+  car-select run shards/ -o out/ --engine ray --address auto        # on a Ray cluster
+"""
+SCORE_EXAMPLE = """\
+example:
+  car-select score alpaca_data.json -o scored.json            # adds a "score" field to every record
+"""
+TRAIN_EXAMPLE = """\
+example (reproduces the shipped default scorer):
+  car-select train-scorer --train ../shared/data/car-expert-revised/expert-revised/APE_score_train.csv \\
+      --valid ../shared/data/car-expert-revised/expert-revised/APE_score_valid.csv -o my-scorer --seed 42
+  car-select train-scorer --train prefs.jsonl --valid prefs_valid.jsonl -o comet --objective triplet
+"""
+EVAL_EXAMPLE = """\
+example:
+  car-select eval-scorer --test ../shared/data/car-expert-revised/expert-revised/APE_score_test.csv --json
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (exit 2), like every other user error."""
+
+    def error(self, message: str):  # noqa: D401
+        raise CarSelectError(f"{self.prog}: {message}")
+
+
+def _formatter(prog):
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def _add_input_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("input and output")
+    g.add_argument("--format", dest="file_format", help="input file format: json, jsonl, csv, parquet, hf (default: detected)")
+    g.add_argument("--schema", help="record schema: alpaca, alpaca-history, sharegpt, messages, turns (default: detected)")
+    g.add_argument("--fields", help="map field names, e.g. instruction=prompt,output=response")
+    g.add_argument("--output-format", help="output file format (default: the input's)")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--scorer", help="scorer directory or official COMET .ckpt (default: the shipped scorer)")
+    g.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None)
+    g.add_argument("--device", default=None, help="auto, cpu, cuda")
+    g.add_argument("--batch-tokens", type=int, default=None, help="tokens per encoder batch")
+    g.add_argument("--cache-dir", help="feature cache folder (default: ~/.cache/car-select)")
+    g.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog=PROG, description="CaR instruction-data selection: expert-aligned quality ranking "
+                    "plus diversity-preserving clustering (Ge et al., EMNLP 2024).", formatter_class=_formatter)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    run = sub.add_parser("run", help="select a subset (score, embed, cluster, select, write)", epilog=RUN_EXAMPLE,
+                         formatter_class=_formatter, description="Select the global top n1 records by quality "
+                         "score plus the top n2 of every k-means cluster, and write them in the input's format.")
+    run.add_argument("input", help="dataset file or folder (or hf://owner/name[:split])")
+    run.add_argument("-o", "--output", required=True, help="where to write the selected records")
+    run.add_argument("--config", help="TOML file with any of these options (flags override it)")
+    g = run.add_argument_group("selection (defaults are the paper's)")
+    g.add_argument("--n1", type=int, default=None, help="global top records by score (1000)")
+    g.add_argument("--n2", type=int, default=None, help="top records per cluster (1)")
+    g.add_argument("--clusters", type=int, default=None, help="k for k-means (int(sqrt(n/2)))")
+    g.add_argument("--pca-variance", type=float, default=None, help="share of variance PCA keeps (0.95)")
+    g.add_argument("--seed", type=int, default=None, help="random seed (42)")
+    g.add_argument("--kmeans", dest="kmeans_backend", choices=["faiss", "sklearn"], default=None)
+    g.add_argument("--fit-sample", type=int, default=None, help="fit PCA/k-means on at most this many rows")
+    g = run.add_argument_group("reports")
+    g.add_argument("--annotated", help="JSONL with index, score, cluster, selected, reason per input record")
+    g.add_argument("--report", help="self-contained HTML report")
+    g.add_argument("--figures", help="folder for PNG figures (cluster map, score histogram)")
+    g.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
+    g = run.add_argument_group("engine")
+    g.add_argument("--engine", choices=["local", "ray"], default="local")
+    g.add_argument("--address", help="Ray cluster address (default: start a local one)")
+    _add_input_options(run)
+    _add_model_options(run)
+
+    score = sub.add_parser("score", help="add a quality score to every record", epilog=SCORE_EXAMPLE,
+                           formatter_class=_formatter)
+    score.add_argument("input")
+    score.add_argument("-o", "--output", required=True)
+    score.add_argument("-q", "--quiet", action="store_true")
+    _add_input_options(score)
+    _add_model_options(score)
+
+    train = sub.add_parser("train-scorer", help="train a quality scorer on preference pairs", epilog=TRAIN_EXAMPLE,
+                           formatter_class=_formatter, description="Train on the expert-revised CSV (src,score), "
+                           "the pairs CSV (src,pos,neg) or JSONL {prompt, chosen, rejected}; the epoch with the "
+                           "best validation pairwise accuracy is kept. Output: safetensors + config.json.")
+    train.add_argument("--train", required=True)
+    train.add_argument("--valid", required=True)
+    train.add_argument("-o", "--output", required=True, help="scorer directory to write")
+    train.add_argument("--encoder", default="all-MiniLM-L6-v2", help="any Hugging Face encoder name or path")
+    train.add_argument("--objective", choices=["pairwise", "regression", "triplet"], default="pairwise")
+    train.add_argument("--epochs", type=int, default=None)
+    train.add_argument("--lr", type=float, default=None, help="head learning rate")
+    train.add_argument("--hidden-sizes", default=None, help="feed-forward sizes, e.g. 2048,1024")
+    train.add_argument("--train-encoder", action="store_true",
+                       help="fine-tune the encoder too (the paper's recipe; needs a GPU for xlm-roberta-large)")
+    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--max-length", type=int, default=256)
+    train.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    train.add_argument("--device", default="auto")
+    train.add_argument("--overwrite", action="store_true")
+    train.add_argument("-q", "--quiet", action="store_true")
+
+    ev = sub.add_parser("eval-scorer", help="pairwise accuracy of a scorer on test pairs", epilog=EVAL_EXAMPLE,
+                        formatter_class=_formatter)
+    ev.add_argument("--test", required=True)
+    ev.add_argument("--scorer", help="scorer directory or official .ckpt (default: the shipped scorer)")
+    ev.add_argument("--json", action="store_true")
+    ev.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    ev.add_argument("--device", default="auto")
+    return parser
+
+
+def _load_toml(path: str) -> dict:
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise CarSelectError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise CarSelectError(f"{path}: malformed TOML: {e}") from None
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def _apply_config_file(parser: Parser, argv: list[str]) -> argparse.Namespace:
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None):
+        settings = _load_toml(args.config)
+        known = set(vars(args))
+        for key in settings:
+            if key not in known or key in ("command", "config", "input"):
+                raise CarSelectError(f'{args.config}: unknown option "{key}"')
+        sub = parser._subparsers._group_actions[0].choices[args.command]
+        sub.set_defaults(**settings)
+        args = parser.parse_args(argv)
+    return args
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """Config from parsed flags: only the options given override the paper's defaults."""
+    changes = {name: getattr(args, name) for name in Config.field_names() if getattr(args, name, None) is not None}
+    if getattr(args, "no_cache", False):
+        changes["use_cache"] = False
+    return Config(**changes).validate()
+
+
+def _read(args):
+    from .formats import parse_fields, read_dataset
+
+    return read_dataset(args.input, file_format=args.file_format, schema=args.schema,
+                        fields=parse_fields(args.fields) if args.fields else None)
+
+
+def _check_outputs(args, dataset, extra_paths=()) -> None:
+    from .atomic import check_writable
+    from .formats import output_format
+
+    check_writable(args.output, overwrite=args.overwrite,
+                   directory=output_format(dataset, args.output, args.output_format) == "hf")
+    for path in extra_paths:
+        if path:
+            check_writable(path, overwrite=args.overwrite)
+    outs = [os.path.abspath(p) for p in (args.output, *extra_paths) if p]
+    if os.path.abspath(args.input) in outs:
+        raise CarSelectError(f"cannot write {args.input}: it is the input file")
+
+
+def cmd_run(args) -> int:
+    from . import api
+
+    config = config_from_args(args)
+    dataset = _read(args)
+    _check_outputs(args, dataset, (args.annotated, args.report))
+    if args.figures:
+        Path(args.figures).mkdir(parents=True, exist_ok=True)
+    result = api.run(dataset, config, output=args.output, output_format=args.output_format,
+                     annotated=args.annotated, report=args.report, figures=args.figures,
+                     engine=args.engine, address=args.address, quiet=args.quiet or args.json)
+    summary = result.summary()
+    if args.json:
+        print(json.dumps(summary))
+    elif not args.quiet:
+        print(format_summary(summary))
+    return 0
+
+
+def format_summary(s: dict) -> str:
+    lines = [
+        f"records read        {s['records_read']:,}",
+        f"duplicates dropped  {s['duplicates_dropped']:,}",
+        f"clusters (k)        {s['k']:,}",
+        f"PCA components      {s['pca_components']} (explaining {s['pca_variance_explained']:.1%} of variance)",
+        f"selected            {s['selected']:,} ({s['selected_top_n1']:,} top-n1 + {s['selected_cluster_top']:,} "
+        f"cluster tops; {s['clusters_covered']:,} clusters covered)",
+        f"cache hits          {s['cache_hits']:,} texts",
+        "time per stage      " + ", ".join(f"{k} {v:.1f}s" for k, v in s["stage_seconds"].items()),
+    ]
+    if s.get("output"):
+        lines.append(f"written             {s['output']}")
+    return "\n".join(lines)
+
+
+def cmd_score(args) -> int:
+    from . import api
+
+    config = config_from_args(args)
+    dataset = _read(args)
+    _check_outputs(args, dataset)
+    api.score_dataset(dataset, config, output=args.output, output_format=args.output_format, quiet=args.quiet)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .atomic import check_writable
+    from .scoring.pairs import read_pairs
+    from .scoring.train import TrainSettings, train_scorer
+
+    check_writable(args.output, overwrite=args.overwrite, directory=True)
+    if os.path.isdir(args.output) and os.listdir(args.output) and not args.overwrite:
+        raise CarSelectError(f"cannot write {args.output}: it already exists (pass --overwrite to replace it)")
+    train, valid = read_pairs(args.train), read_pairs(args.valid)
+    settings = TrainSettings(encoder=args.encoder, objective=args.objective, seed=args.seed,
+                             max_length=args.max_length, precision=args.precision, device=args.device,
+                             train_encoder=args.train_encoder)
+    if args.epochs is not None:
+        settings.epochs = args.epochs
+    if args.lr is not None:
+        settings.lr_head = args.lr
+    if args.hidden_sizes:
+        try:
+            settings.hidden_sizes = [int(x) for x in args.hidden_sizes.split(",") if x.strip()]
+        except ValueError:
+            raise CarSelectError(f"--hidden-sizes must be comma-separated integers, got {args.hidden_sizes!r}") from None
+    t = time.perf_counter()
+    result = train_scorer(train, valid, settings, quiet=args.quiet)
+    result.scorer.meta["training"]["seconds"] = round(time.perf_counter() - t, 1)
+    result.scorer.save(args.output)
+    if not args.quiet:
+        v = result.valid
+        print(f"best epoch {result.best_epoch}: valid pairwise accuracy {v.pairwise_accuracy:.4f} "
+              f"(length baseline {v.length_baseline_accuracy:.4f}) on {v.n_pairs} pairs; "
+              f"saved {args.output} in {time.perf_counter() - t:.0f}s")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .scoring.evaluate import evaluate_pairs
+    from .scoring.pairs import read_pairs
+    from .scoring.scorer import Scorer
+    from .scoring.train import score_pairs
+
+    pairs = read_pairs(args.test)
+    scorer = Scorer.load(args.scorer).to(args.device, args.precision)
+    result = evaluate_pairs(pairs, *score_pairs(scorer, pairs))
+    if args.json:
+        print(json.dumps({k: result.to_dict()[k] for k in ("pairwise_accuracy", "length_baseline_accuracy",
+                                                         "length_controlled_accuracy", "n_pairs")}))
+    else:
+        lc = result.length_controlled_accuracy
+        print(f"pairwise accuracy           {result.pairwise_accuracy:.4f}  ({result.n_pairs} pairs)")
+        print(f"longer-answer-wins baseline {result.length_baseline_accuracy:.4f}")
+        print(f"length-controlled accuracy  {'n/a' if lc is None else f'{lc:.4f}'}  "
+              f"({result.n_length_controlled} pairs whose revised answer is not longer)")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "score": cmd_score, "train-scorer": cmd_train, "eval-scorer": cmd_eval}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        parser = build_parser()
+        args = _apply_config_file(parser, argv)
+        return COMMANDS[args.command](args)
+    except CarSelectError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""One place for every setting of a selection run. Defaults are the paper's (CaR, Ge et al. 2024)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import CarSelectError
+
+
+def default_cache_dir() -> Path:
+    """$CAR_SELECT_CACHE, else $XDG_CACHE_HOME/car-select, else ~/.cache/car-select."""
+    if os.environ.get("CAR_SELECT_CACHE"):
+        return Path(os.environ["CAR_SELECT_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "car-select"
+
+
+@dataclass
+class Config:
+    # --- selection (paper: n1=1000 global top, n2=1 per cluster) ---
+    n1: int = 1000
+    n2: int = 1
+    # --- clustering (paper: PCA keeping 95% variance, k = int(sqrt(n/2)), random_state 42) ---
+    clusters: int | None = None
+    pca_variance: float = 0.95
+    seed: int = 42
+    kmeans_backend: str = "faiss"  # "faiss" (fast) or "sklearn" (the official code's KMeans, n_init=10)
+    kmeans_n_init: int = 10
+    # Fit PCA and k-means on at most this many rows, then assign every row (bounds cost at large n).
+    fit_sample: int = 200_000
+    # --- models ---
+    scorer: str | None = None  # None = the shipped default scorer
+    embedder: str | None = None  # None = the scorer's own encoder (one pass) if it is all-MiniLM-L6-v2
+    max_length: int = 256  # all-MiniLM-L6-v2's sentence-transformers max_seq_length
+    batch_tokens: int = 16_384  # tokens per encoder batch (batches are sorted by length)
+    precision: str = "auto"  # "auto" (bf16 where the CPU/GPU supports it), "bf16", "fp32"
+    device: str = "auto"  # "auto", "cpu", "cuda"
+    # --- caching ---
+    cache_dir: str | None = None  # None = default_cache_dir()
+    use_cache: bool = True
+    # --- multi-turn: how per-turn scores become one conversation score ---
+    turn_aggregate: str = "mean"
+
+    def validate(self, n_records: int | None = None) -> "Config":
+        if self.n1 < 0:
+            raise CarSelectError(f"--n1 must be >= 0, got {self.n1}")
+        if self.n2 < 0:
+            raise CarSelectError(f"--n2 must be >= 0, got {self.n2}")
+        if not 0.0 < self.pca_variance <= 1.0:
+            raise CarSelectError(f"--pca-variance must be in (0, 1], got {self.pca_variance}")
+        if self.clusters is not None and self.clusters < 1:
+            raise CarSelectError(f"--clusters must be >= 1, got {self.clusters}")
+        if n_records is not None and self.clusters is not None and self.clusters > n_records:
+            raise CarSelectError(
+                f"--clusters {self.clusters} is more than the {n_records} distinct records in the input"
+            )
+        if self.kmeans_backend not in ("faiss", "sklearn"):
+            raise CarSelectError(f"kmeans_backend must be 'faiss' or 'sklearn', got {self.kmeans_backend!r}")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise CarSelectError(f"--precision must be auto, bf16 or fp32, got {self.precision!r}")
+        if self.turn_aggregate not in ("mean", "min", "last"):
+            raise CarSelectError(f"turn_aggregate must be mean, min or last, got {self.turn_aggregate!r}")
+        if self.batch_tokens < 1 or self.max_length < 8:
+            raise CarSelectError("batch_tokens must be >= 1 and max_length >= 8")
+        return self
+
+    def resolved_cache_dir(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir else default_cache_dir()
+
+    def replace(self, **changes: Any) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+
+def n_clusters_for(n: int) -> int:
+    """The paper's rule: k = int(sqrt(n / 2)), at least 1 (161 for Alpaca's 52,002)."""
+    return max(1, int((n / 2) ** 0.5))

@@ -1,0 +1,12 @@
+"""The one exception type for mistakes a user can make (bad file, bad record, bad option).
+
+The CLI prints its message as a single line on stderr and exits with status 2; any other exception
+is a bug in car-select and keeps its traceback.
+"""
+
+
+class CarSelectError(Exception):
+    """A user-facing error whose message is one line naming the file, record and field involved."""
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))  # always one line

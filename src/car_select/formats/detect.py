@@ -1,0 +1,92 @@
+"""Which file format a path holds: `hf://` URIs, folders, then content (JSON vs JSON Lines, Parquet
+magic), then the extension."""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import CarSelectError
+from .common import BOM
+from .hf import HF_MARKERS, HF_PREFIX, is_hf_folder
+
+FILE_FORMATS = ("json", "jsonl", "csv", "parquet", "hf")
+
+EXTENSIONS = {
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+JSON_FAMILY = ("json", "jsonl")
+
+
+def check_file_format(file_format: str | None, option: str = "--format") -> str | None:
+    if file_format is None:
+        return None
+    fmt = file_format.strip().lower()
+    if fmt == "arrow":
+        fmt = "hf"
+    if fmt not in FILE_FORMATS:
+        raise CarSelectError(f"{option}: unknown format {file_format!r} (expected one of {', '.join(FILE_FORMATS)})")
+    return fmt
+
+
+def extension_format(path: str) -> str | None:
+    return EXTENSIONS.get(os.path.splitext(os.fspath(path))[1].lower())
+
+
+def _head(path: str, size: int = 65536) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(size)
+    except OSError as exc:
+        raise CarSelectError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _first_char(head: bytes) -> str:
+    if head.startswith(BOM):
+        head = head[len(BOM):]
+    stripped = head.lstrip(b" \t\r\n")
+    return chr(stripped[0]) if stripped else ""
+
+
+def detect_file_format(path: str, file_format: str | None = None) -> str:
+    """The format to read `path` as (`file_format` wins when given)."""
+    fmt = check_file_format(file_format)
+    if path.startswith(HF_PREFIX):
+        if fmt not in (None, "hf"):
+            raise CarSelectError(f"{path}: an hf:// dataset cannot be read as {fmt}")
+        return "hf"
+    if not os.path.exists(path):
+        raise CarSelectError(f"{path}: file not found")
+    if os.path.isdir(path):
+        if fmt not in (None, "hf"):
+            raise CarSelectError(f"{path}: is a directory, not a {fmt} file")
+        if not is_hf_folder(path):
+            raise CarSelectError(
+                f"{path}: is a directory but not a Hugging Face dataset folder (no {' or '.join(HF_MARKERS)})"
+            )
+        return "hf"
+    if fmt == "hf":
+        raise CarSelectError(f"{path}: --format hf needs a dataset folder written by save_to_disk or hf://owner/name")
+    if fmt is not None:
+        return fmt
+    head = _head(path)
+    ext = extension_format(path)
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if ext in ("parquet", "csv"):
+        return ext
+    first = _first_char(head)
+    if first == "[":
+        return "json"
+    if first == "{":
+        return "jsonl"
+    if ext is not None:
+        return ext  # an empty or malformed .json/.jsonl file: its reader reports the problem
+    raise CarSelectError(
+        f"{path}: cannot tell the file format (expected JSON, JSON Lines, CSV, Parquet or a Hugging Face"
+        f" dataset folder); pass --format {'|'.join(FILE_FORMATS)}"
+    )

