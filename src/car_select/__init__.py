@@ -6,14 +6,20 @@
     car_select.write_subset(ds, sel.indices, "selected.json")
 """
 
-from .api import RunResult, run, score_records
-from .config import Config
-from .errors import CarSelectError
-from .formats import Dataset, read_dataset, write_subset
-from .pipeline import Selection, select
-from .records import Record
-from .scoring.scorer import Scorer
+import importlib
 
-__all__ = ["CarSelectError", "Config", "Dataset", "Record", "RunResult", "Scorer", "Selection", "read_dataset",
-           "run", "score_records", "select", "write_subset"]
+# Public names and the module that defines each; imported on first use so that the CLI can report a
+# bad input file before torch and transformers are even loaded.
+_EXPORTS = {
+    "CarSelectError": "errors", "Config": "config", "Record": "records", "Dataset": "formats",
+    "read_dataset": "formats", "write_subset": "formats", "Selection": "pipeline", "select": "pipeline",
+    "RunResult": "api", "run": "api", "score_records": "api", "Scorer": "scoring.scorer",
+}
+__all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'car_select' has no attribute {name!r}")

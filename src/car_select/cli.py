@@ -197,11 +197,10 @@ def _check_outputs(args, dataset, extra_paths=()) -> None:
 
 
 def cmd_run(args) -> int:
-    from . import api
-
     config = config_from_args(args)
     dataset = _read(args)
     _check_outputs(args, dataset, (args.annotated, args.report))
+    from . import api  # heavy (torch, transformers): only once the input and options are known good
     if args.figures:
         Path(args.figures).mkdir(parents=True, exist_ok=True)
     result = api.run(dataset, config, output=args.output, output_format=args.output_format,
@@ -232,11 +231,10 @@ def format_summary(s: dict) -> str:
 
 
 def cmd_score(args) -> int:
-    from . import api
-
     config = config_from_args(args)
     dataset = _read(args)
     _check_outputs(args, dataset)
+    from . import api
     api.score_dataset(dataset, config, output=args.output, output_format=args.output_format, quiet=args.quiet)
     return 0
 

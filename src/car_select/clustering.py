@@ -71,7 +71,7 @@ def fit_kmeans(x: np.ndarray, k: int, seed: int, backend: str = "faiss", n_init:
 
     # nredo restarts like sklearn's n_init; max_points_per_centroid bounds the work per iteration.
     km = faiss.Kmeans(x.shape[1], k, niter=50, nredo=max(1, n_init // 3), seed=seed,
-                      max_points_per_centroid=512, verbose=False)
+                      max_points_per_centroid=512, min_points_per_centroid=1, verbose=False)
     km.train(x)
     _, labels = km.index.search(x, 1)
     inertia = float(((x - km.centroids[labels[:, 0]]) ** 2).sum())

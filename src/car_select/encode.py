@@ -38,6 +38,9 @@ def load_tokenizer(name_or_path: str):
 
 def load_encoder(name_or_path: str):
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the per-weight loading bar is noise on every run
 
     return AutoModel.from_pretrained(resolve_encoder_path(name_or_path))
 

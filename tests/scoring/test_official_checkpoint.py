@@ -46,8 +46,8 @@ def _encoder_folder(tmp_path, tokenizer_dir, kind: str):
     from transformers import BertConfig, XLMRobertaConfig
 
     src, tok = tokenizer_dir
-    common = dict(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                  intermediate_size=64)
+    common = {"vocab_size": tok.vocab_size, "hidden_size": 32, "num_hidden_layers": 2,
+              "num_attention_heads": 2, "intermediate_size": 64}
     if kind == "bert":
         config = BertConfig(max_position_embeddings=512, **common)
     else:  # XLM-R style: learned positions offset by the padding index (0 for this vocabulary)
@@ -136,7 +136,7 @@ def test_loaded_scorer_saves_and_reloads_in_our_format(written, tmp_path):
 
 
 def test_export_is_deterministic_and_reloads_to_same_weights(written, tmp_path):
-    _, out, ckpt = written
+    _, _, ckpt = written
     loaded = load_official_checkpoint(ckpt)
     ckpt2 = write_official_style_checkpoint(loaded, tmp_path / "again")
     a = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
@@ -344,11 +344,10 @@ def test_unreachable_encoder_is_a_clear_error(written):
 
 
 def test_not_a_plain_data_checkpoint_is_refused(tmp_path):
-    class Evil:
-        pass
+    import argparse
 
     ckpt = tmp_path / "model.ckpt"
-    torch.save({"state_dict": {}, "payload": Evil()}, ckpt)
+    torch.save({"state_dict": {}, "payload": argparse.Namespace(code="anything")}, ckpt)  # not plain data
     with pytest.raises(CarSelectError) as e:
         load_official_checkpoint(ckpt)
     _one_line_error(e, ckpt, "weights_only")
@@ -387,3 +386,25 @@ def test_triplet_scorer_cannot_be_exported(tmp_path, tokenizer_dir):
     with pytest.raises(CarSelectError) as e:
         write_official_style_checkpoint(scorer, tmp_path / "x")
     _one_line_error(e, "triplet")
+
+
+def test_head_errors_come_before_fetching_the_encoder(written):
+    """A broken head is reported even when the encoder could not be fetched (no network needed)."""
+    _, _, ckpt = written
+
+    def edit(d):
+        d["hyper_parameters"]["pretrained_model"] = "xlm-roberta-large"  # would need the hub
+        d["state_dict"].pop("estimator.ff.6.bias")
+
+    _edit_checkpoint(ckpt, edit)
+    with pytest.raises(CarSelectError) as e:
+        load_official_checkpoint(ckpt)
+    _one_line_error(e, ckpt, "estimator.ff.6.bias")
+
+
+def test_layer_mix_size_must_match_the_encoder(written):
+    _, _, ckpt = written
+    _edit_checkpoint(ckpt, lambda d: d["state_dict"].update({"layerwise_attention.scalar_parameters.3": torch.zeros(1)}))
+    with pytest.raises(CarSelectError) as e:
+        load_official_checkpoint(ckpt)
+    _one_line_error(e, ckpt, "4 layer-mix weights", "3 hidden states")

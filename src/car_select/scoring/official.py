@@ -135,8 +135,30 @@ def _read_hparams(path: Path) -> dict:
     return data
 
 
+def _unpickling_reason(exc: BaseException) -> str:
+    """The informative line of torch's weights-only refusal (it starts with generic advice)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for i, line in enumerate(lines):
+        if "WeightsUnpickler error" in line:
+            tail = line.split("WeightsUnpickler error:", 1)[-1].strip()
+            if tail:
+                return tail
+            return lines[i + 1] if i + 1 < len(lines) else line
+    return lines[0] if lines else type(exc).__name__
+
+
 def _torch_load(ckpt: Path) -> dict:
     """torch.load with weights_only=True (never unpickles code), memory-mapped when possible."""
+    import zipfile
+
+    try:
+        with open(ckpt, "rb") as f:
+            magic = f.read(2)
+    except OSError as exc:
+        raise CarSelectError(f"{ckpt}: cannot read the checkpoint: {exc.strerror or exc}") from None
+    if not zipfile.is_zipfile(ckpt) and magic[:1] != b"\x80":  # neither torch.save format
+        raise CarSelectError(f"{ckpt}: not a PyTorch checkpoint (torch.save) file")
+
     def load(**extra):
         try:
             return torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True, **extra)
@@ -156,8 +178,7 @@ def _torch_load(ckpt: Path) -> dict:
             with torch.serialization.safe_globals(safe):
                 data = load()
     except pickle.UnpicklingError as exc:
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        reason = next((ln for ln in lines if "WeightsUnpickler error" in ln), lines[0] if lines else type(exc).__name__)
+        reason = _unpickling_reason(exc)
         raise CarSelectError(
             f"{ckpt}: cannot be loaded safely (torch.load with weights_only=True, which only accepts tensors "
             f"and plain data, said: {reason})"
@@ -367,14 +388,67 @@ def load_official_checkpoint(
     if not enc_state:
         raise CarSelectError(f"{ckpt}: no {ENCODER_PREFIX}* weights; {expected}")
 
+    # -- layer mix and estimator: everything checkable before the encoder is fetched
+    unknown_mix = sorted(
+        k for k in mix_state
+        if k != "gamma" and k not in _IGNORED_MIX_KEYS
+        and not (k.startswith("scalar_parameters.") and k.split(".")[-1].isdigit())
+    )
+    if unknown_mix:
+        raise CarSelectError(
+            f"{ckpt}: unexpected state_dict keys {_summ([MIX_PREFIX + k for k in unknown_mix])}; {expected}"
+        )
+    indices = sorted(int(k.split(".")[-1]) for k in mix_state if k.startswith("scalar_parameters."))
+    if not indices:
+        raise CarSelectError(f"{ckpt}: missing state_dict key {MIX_PREFIX}scalar_parameters.0; {expected}")
+    for i in range(indices[-1] + 1):
+        key = f"scalar_parameters.{i}"
+        if key not in mix_state:
+            raise CarSelectError(f"{ckpt}: missing state_dict key {MIX_PREFIX}{key}; {expected}")
+        if mix_state[key].numel() != 1:
+            raise CarSelectError(
+                f"{ckpt}: {MIX_PREFIX}{key} must hold one number, found shape {tuple(mix_state[key].shape)}"
+            )
+    if "gamma" not in mix_state or mix_state["gamma"].numel() != 1:
+        raise CarSelectError(f"{ckpt}: missing state_dict key {MIX_PREFIX}gamma; {expected}")
+    head_names = {f"{3 * j}.{p}" for j in range(len(hidden_sizes) + 1) for p in ("weight", "bias")}
+    missing = sorted(head_names - set(head_state), key=lambda k: (int(k.split(".")[0]), k))
+    unexpected = sorted(set(head_state) - head_names)
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {_summ([HEAD_PREFIX + k for k in missing])}")
+        if unexpected:
+            parts.append(f"unexpected {_summ([HEAD_PREFIX + k for k in unexpected])}")
+        raise CarSelectError(
+            f"{ckpt}: the estimator does not match hidden_sizes {hidden_sizes}: {'; '.join(parts)}; {expected}"
+        )
+    out_rows = head_state[f"{3 * len(hidden_sizes)}.weight"].shape[0]
+    if out_rows != 1:
+        raise CarSelectError(
+            f"{ckpt}: {HEAD_PREFIX}{3 * len(hidden_sizes)}.weight has {out_rows} outputs; the IQS predicts one score"
+        )
+
     # -- encoder
     source = str(encoder) if encoder else os.environ.get(ENCODER_ENV) or pretrained
     config, tokenizer = _load_encoder_parts(source, str(ckpt))
     hidden = int(config.hidden_size)
     num_layers = int(config.num_hidden_layers) + 1
+    if len(indices) < num_layers:
+        raise CarSelectError(
+            f"{ckpt}: missing state_dict key {MIX_PREFIX}scalar_parameters.{len(indices)} (the {source!r} encoder "
+            f"has {num_layers} hidden states, layers + embeddings, but the layer mix has {len(indices)} weights)"
+        )
+    if len(indices) > num_layers:
+        raise CarSelectError(
+            f"{ckpt}: {len(indices)} layer-mix weights but the {source!r} encoder has {num_layers} hidden states "
+            "(layers + embeddings)"
+        )
     model_encoder = _build_encoder(config)
     own = model_encoder.state_dict()
-    ignorable = lambda k: k.startswith("pooler.") or k.endswith(_IGNORED_ENCODER_SUFFIXES)  # noqa: E731
+    def ignorable(k: str) -> bool:  # the unused pooler and buffers transformers rebuilds itself
+        return k.startswith("pooler.") or k.endswith(_IGNORED_ENCODER_SUFFIXES)
+
     missing = sorted(k for k in own if k not in enc_state and not ignorable(k))
     unexpected = sorted(k for k in enc_state if k not in own and not ignorable(k))
     if missing or unexpected:
@@ -396,29 +470,6 @@ def load_official_checkpoint(
         )
     model_encoder.load_state_dict({k: v for k, v in enc_state.items() if k in own}, strict=False)
 
-    # -- layer mix
-    unknown_mix = sorted(
-        k for k in mix_state
-        if k != "gamma" and k not in _IGNORED_MIX_KEYS and not (k.startswith("scalar_parameters.") and k.split(".")[-1].isdigit())
-    )
-    if unknown_mix:
-        raise CarSelectError(f"{ckpt}: unexpected state_dict keys {_summ([MIX_PREFIX + k for k in unknown_mix])}; {expected}")
-    for i in range(num_layers):
-        key = f"scalar_parameters.{i}"
-        if key not in mix_state:
-            raise CarSelectError(f"{ckpt}: missing state_dict key {MIX_PREFIX}{key}; {expected}")
-        if mix_state[key].numel() != 1:
-            raise CarSelectError(f"{ckpt}: {MIX_PREFIX}{key} must hold one number, found shape {tuple(mix_state[key].shape)}")
-    extra_layers = sorted(
-        k for k in mix_state if k.startswith("scalar_parameters.") and int(k.split(".")[-1]) >= num_layers
-    )
-    if extra_layers:
-        raise CarSelectError(
-            f"{ckpt}: {len(extra_layers) + num_layers} layer-mix weights but the {source!r} encoder has "
-            f"{num_layers} hidden states (layers + embeddings)"
-        )
-    if "gamma" not in mix_state or mix_state["gamma"].numel() != 1:
-        raise CarSelectError(f"{ckpt}: missing state_dict key {MIX_PREFIX}gamma; {expected}")
     weights = torch.cat([mix_state[f"scalar_parameters.{i}"].reshape(1).float() for i in range(num_layers)])
     if h["layer_transformation"] == "softmax":
         weights = torch.softmax(weights, dim=0)  # sparsemax(p) == p for p on the simplex: an exact conversion
@@ -434,19 +485,7 @@ def load_official_checkpoint(
         output_size=1,
     )
     head = ScoringHead(head_cfg)
-    own_head = head.estimator.ff.state_dict()
-    missing = sorted(k for k in own_head if k not in head_state)
-    unexpected = sorted(k for k in head_state if k not in own_head)
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing {_summ([HEAD_PREFIX + k for k in missing])}")
-        if unexpected:
-            parts.append(f"unexpected {_summ([HEAD_PREFIX + k for k in unexpected])}")
-        raise CarSelectError(
-            f"{ckpt}: the estimator does not match hidden_sizes {hidden_sizes}: {'; '.join(parts)}; {expected}"
-        )
-    for k, v in own_head.items():
+    for k, v in head.estimator.ff.state_dict().items():
         if tuple(v.shape) != tuple(head_state[k].shape):
             hint = ""
             if k == "0.weight" and head_state[k].ndim == 2 and head_state[k].shape[1] != hidden:
@@ -454,8 +493,6 @@ def load_official_checkpoint(
                     f" (its input is {head_state[k].shape[1]} wide, not the encoder's {hidden}: a multi-input "
                     "COMET metric, not the one-input IQS)"
                 )
-            elif k.endswith("weight") and int(k.split(".")[0]) == 3 * len(hidden_sizes) and head_state[k].shape[0] != 1:
-                hint = f" (the IQS predicts one score; this head has {head_state[k].shape[0]} outputs)"
             raise CarSelectError(
                 f"{ckpt}: {HEAD_PREFIX}{k} has shape {tuple(head_state[k].shape)}, expected {tuple(v.shape)}{hint}"
             )

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+import torch
+
+from car_select.scoring.model import HeadConfig, LayerMix, sparsemax
+from car_select.scoring.scorer import Scorer
+
+TEXTS = ["Instruction: Say hi. Response: Hi!", "Instruction: Add 2 and 2. Response: 4",
+         "Instruction: Name a colour. Input: warm Response: Red, the colour of fire and of ripe tomatoes."]
+
+
+def test_sparsemax_is_a_sparse_distribution():
+    p = sparsemax(torch.tensor([3.0, 1.0, 0.2, -2.0]))
+    assert torch.isclose(p.sum(), torch.tensor(1.0))
+    assert (p >= 0).all() and (p == 0).any()
+    assert torch.allclose(sparsemax(torch.zeros(4)), torch.full((4,), 0.25))
+
+
+def test_layer_mix_starts_as_the_mean_of_layers():
+    mix = LayerMix(3)
+    x = torch.randn(2, 3, 5)
+    assert torch.allclose(mix(x), x.mean(1), atol=1e-6)
+
+
+def test_forward_and_backward_on_a_tiny_encoder(tiny_encoder_dir):
+    torch.manual_seed(0)
+    scorer = Scorer.new(tiny_encoder_dir, {"hidden_sizes": [16, 8]}, max_length=32, train_encoder=True)
+    model = scorer.model.train()
+    ids = scorer.tokenize(TEXTS)
+    from car_select.encode import pad_batch
+
+    input_ids, mask = pad_batch(ids, scorer.pad_id)
+    scores = model(input_ids, mask)
+    assert scores.shape == (3,)
+    loss = torch.nn.functional.softplus(scores[1] - scores[0])
+    loss.backward()
+    assert model.head.layerwise_attention.scalar_parameters.grad is not None
+    assert model.encoder.encoder.layer[-1].output.dense.weight.grad.abs().sum() > 0
+    # one pass yields scores and unit-length embeddings
+    s, e, n = model.eval().score_and_embed(input_ids, mask)
+    assert torch.allclose(e.norm(dim=1), torch.ones(3), atol=1e-5)
+    assert n.tolist() == [len(x) for x in ids]
+
+
+def test_padding_does_not_change_scores(tiny_encoder_dir):
+    torch.manual_seed(1)
+    scorer = Scorer.new(tiny_encoder_dir, {"hidden_sizes": [16]}, max_length=64).eval_mode()
+    together = scorer.score_texts(TEXTS)
+    alone = np.array([scorer.score_texts([t])[0] for t in TEXTS])
+    assert np.allclose(together, alone, atol=1e-5)
+
+
+def test_truncation_is_set_explicitly():
+    """The bundled tokenizer.json truncates at 128; our max_length must win."""
+    scorer = Scorer.new("all-MiniLM-L6-v2", {"hidden_sizes": [8]}, max_length=256)
+    ids = scorer.tokenize(["word " * 400])
+    assert len(ids[0]) == 256
+
+
+@pytest.mark.parametrize("objective", ["pairwise", "triplet"])
+def test_save_load_round_trip_gives_identical_scores(tiny_encoder_dir, tmp_path, objective):
+    torch.manual_seed(2)
+    head = {"hidden_sizes": [16], "objective": objective, "output_size": 8 if objective == "triplet" else 1}
+    scorer = Scorer.new(tiny_encoder_dir, head, max_length=64).eval_mode()
+    prompts = ["Instruction: Say hi.", "Instruction: Add 2 and 2."]
+    responses = ["Hi!", "4"]
+    before = scorer.score_pairs(prompts, responses)
+    scorer.save(tmp_path / "s")
+    loaded = Scorer.load(tmp_path / "s")
+    assert np.array_equal(before, loaded.score_pairs(prompts, responses))
+    assert loaded.fingerprint() == scorer.fingerprint()
+    assert (tmp_path / "s" / "head.safetensors").is_file()
+    assert not list((tmp_path / "s").glob("*.bin")) and not list((tmp_path / "s").glob("*.pt"))
+
+
+def test_fingerprint_changes_with_the_head(tiny_encoder_dir):
+    torch.manual_seed(3)
+    scorer = Scorer.new(tiny_encoder_dir, HeadConfig(32, 3, [16]), max_length=64)
+    before = scorer.fingerprint()
+    with torch.no_grad():
+        scorer.model.head.estimator.ff[0].bias.add_(1.0)
+    scorer._fingerprint = None
+    assert scorer.fingerprint() != before

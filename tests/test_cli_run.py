@@ -1,0 +1,106 @@
+"""End to end through the CLI, with the shipped default scorer."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, shared_file
+
+DEMO = REPO / "examples" / "demo_alpaca.json"
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "car_select", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=900)
+
+
+def annotated_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def check_output_matches(records: list, out_records: list, rows: list[dict]) -> None:
+    """Output = the selected input records, unchanged, in descending score order (ties: earlier)."""
+    chosen = sorted((r for r in rows if r["selected"]), key=lambda r: (-r["score"], r["index"]))
+    assert out_records == [records[r["index"]] for r in chosen]
+
+
+def test_run_on_a_real_3000_record_alpaca_slice(tmp_path):
+    alpaca = json.loads(shared_file("stanford-alpaca-52k", "alpaca_data.json").read_text())
+    records = alpaca[:3000]
+    src = tmp_path / "slice.json"
+    src.write_text(json.dumps(records, indent=4))
+    out, ann = tmp_path / "selected.json", tmp_path / "annotated.jsonl"
+    res = run_cli("run", src, "-o", out, "--annotated", ann, "--n1", 100, "--n2", 1, "--json",
+                  "--cache-dir", tmp_path / "cache")
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    unique = len({json.dumps([r["instruction"], r.get("input", ""), r["output"]]) for r in records})
+    assert summary["records_read"] == 3000
+    assert summary["duplicates_dropped"] == 3000 - unique
+    assert summary["k"] == int(math.sqrt(unique / 2))
+    rows = annotated_rows(ann)
+    assert [r["index"] for r in rows] == list(range(3000))
+    top = sorted(rows, key=lambda r: (-r["score"], r["index"]))
+    assert {r["index"] for r in top[:100]} == {r["index"] for r in rows if r["reason"] == "top_n1"}
+    clusters = {r["cluster"] for r in rows}
+    assert len(clusters) == summary["k"]
+    cluster_tops = [r for r in rows if r["reason"] == "cluster_top"]
+    for r in cluster_tops:  # each is the best of its cluster
+        best = min((x for x in rows if x["cluster"] == r["cluster"]), key=lambda x: (-x["score"], x["index"]))
+        assert best["index"] == r["index"]
+    covered = {r["cluster"] for r in rows if r["selected"]}
+    assert covered == clusters  # n2 = 1: every cluster contributes its top
+    assert summary["selected"] == 100 + len(cluster_tops) == sum(r["selected"] for r in rows)
+    check_output_matches(records, json.loads(out.read_text()), rows)
+
+
+def test_demo_run_json_in_json_out_and_report(tmp_path):
+    out, ann, report = tmp_path / "sel.json", tmp_path / "ann.jsonl", tmp_path / "report.html"
+    res = run_cli("run", DEMO, "-o", out, "--n1", 20, "--annotated", ann, "--report", report,
+                  "--cache-dir", tmp_path / "cache")
+    assert res.returncode == 0, res.stderr
+    assert "records read" in res.stdout and "PCA components" in res.stdout
+    records = json.loads(DEMO.read_text())
+    check_output_matches(records, json.loads(out.read_text()), annotated_rows(ann))
+    assert report.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_jsonl_in_jsonl_out_with_toml_config(tmp_path):
+    records = json.loads(DEMO.read_text())[:120]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in records))
+    cfg = tmp_path / "car.toml"
+    cfg.write_text('n1 = 10\nn2 = 2\nclusters = 5\nannotated = "%s"\n' % (tmp_path / "ann.jsonl"))
+    out = tmp_path / "out.jsonl"
+    res = run_cli("run", src, "-o", out, "--config", cfg, "--cache-dir", tmp_path / "cache", "--json")
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["k"] == 5 and summary["selected_top_n1"] == 10
+    rows = annotated_rows(tmp_path / "ann.jsonl")
+    check_output_matches(records, [json.loads(x) for x in out.read_text().splitlines()], rows)
+    # flags override the config file
+    res = run_cli("run", src, "-o", out, "--config", cfg, "--n1", 3, "--overwrite", "--cache-dir",
+                  tmp_path / "cache", "--json")
+    assert json.loads(res.stdout)["selected_top_n1"] == 3
+
+
+def test_score_adds_a_score_field(tmp_path):
+    records = json.loads(DEMO.read_text())[:30]
+    src = tmp_path / "in.json"
+    src.write_text(json.dumps(records))
+    out = tmp_path / "scored.json"
+    res = run_cli("score", src, "-o", out, "--cache-dir", tmp_path / "cache", "-q")
+    assert res.returncode == 0, res.stderr
+    scored = json.loads(out.read_text())
+    assert [{k: v for k, v in r.items() if k != "score"} for r in scored] == records
+    assert all(isinstance(r["score"], float) for r in scored)
+
+
+@pytest.mark.parametrize("command", ["run", "score", "train-scorer", "eval-scorer"])
+def test_every_subcommand_has_help_with_an_example(command):
+    res = run_cli(command, "--help")
+    assert res.returncode == 0 and "example" in res.stdout
