@@ -119,6 +119,7 @@ def build_parser() -> Parser:
     train.add_argument("--encoder", default="all-MiniLM-L6-v2", help="any Hugging Face encoder name or path")
     train.add_argument("--objective", choices=["pairwise", "regression", "triplet"], default="pairwise")
     train.add_argument("--epochs", type=int, default=None)
+    train.add_argument("--members", type=int, default=None, help="heads trained from consecutive seeds, averaged")
     train.add_argument("--lr", type=float, default=None, help="head learning rate")
     train.add_argument("--hidden-sizes", default=None, help="feed-forward sizes, e.g. 2048,1024")
     train.add_argument("--train-encoder", action="store_true",
@@ -253,6 +254,8 @@ def cmd_train(args) -> int:
                              train_encoder=args.train_encoder)
     if args.epochs is not None:
         settings.epochs = args.epochs
+    if args.members is not None:
+        settings.members = args.members
     if args.lr is not None:
         settings.lr_head = args.lr
     if args.hidden_sizes:
@@ -266,7 +269,7 @@ def cmd_train(args) -> int:
     result.scorer.save(args.output)
     if not args.quiet:
         v = result.valid
-        print(f"best epoch {result.best_epoch}: valid pairwise accuracy {v.pairwise_accuracy:.4f} "
+        print(f"best epochs {result.best_epochs}: valid pairwise accuracy {v.pairwise_accuracy:.4f} "
               f"(length baseline {v.length_baseline_accuracy:.4f}) on {v.n_pairs} pairs; "
               f"saved {args.output} in {time.perf_counter() - t:.0f}s")
     return 0

@@ -194,9 +194,8 @@ def test_run_ray_files_writes_the_local_selection(ray_cluster, rows, scorer_dir,
                             annotated_dir=tmp_path / "annotated")
 
     # the local engine on the same records, in the same order (shards by name, rows by line)
-    dataset_rows = [r for p in sorted((tmp_path / "shards").iterdir()) for r in read_dataset(p)._rows]
-    assert dataset_rows == rows
-    local = select([to_record(r) for r in rows], config)
+    shards = sorted((tmp_path / "shards").iterdir())
+    local = select([record for path in shards for record in read_dataset(path).records], config)
 
     written = read_jsonl_folder(tmp_path / "selected")
     assert written == [rows[i] for i in local.indices]  # same raw records, in selection order
@@ -221,12 +220,18 @@ def test_bad_record_is_one_line_error(ray_cluster, rows, scorer_dir, cache_dir, 
     from car_select.engines.ray_engine import run_ray_files
 
     broken = [dict(r) for r in rows[:6]]
-    broken[4]["output"] = 7
+    del broken[4]["output"]
     write_shards(broken, tmp_path / "shards", parts=2)
     with pytest.raises(CarSelectError) as err:
         run_ray_files(tmp_path / "shards", tmp_path / "out", config_for(scorer_dir, cache_dir))
     message = str(err.value)
     assert "\n" not in message and "record 4" in message and 'field "output"' in message, message
+
+    broken[4]["output"] = 7  # a field whose type changes between records: Ray's JSON reader fails
+    write_shards(broken, tmp_path / "mixed", parts=1)
+    with pytest.raises(CarSelectError, match="cannot read the input json files") as err:
+        run_ray_files(tmp_path / "mixed", tmp_path / "out", config_for(scorer_dir, cache_dir))
+    assert "\n" not in str(err.value)
 
 
 def test_parquet_row_ids_follow_file_and_row_order(ray_cluster, tmp_path):

@@ -34,6 +34,7 @@ import fnmatch
 import hashlib
 import logging
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -49,11 +50,14 @@ from ..render import render_exchanges, render_record
 from ..selection import SelectionResult, car_select
 
 RAY_MISSING = "the Ray engine needs: pip install 'car-select[ray]'"
+USER_ERROR_LINE = re.compile(r"^(?:car_select\.errors\.)?CarSelectError: (.+)$", re.MULTILINE)
 
 # internal column names (prefixed so they never collide with a dataset's own fields)
 GID = "_car_gid"  # global row id: position in the input (files in sorted path order, rows in file order)
 RANK = "_car_rank"  # position among the unique rows (what sample_rows indexes)
 HASH = "_car_hash"  # hex SHA-256 prefix of the rendered record
+ERROR = "_car_error"  # a record that does not parse: its message (null for good records)
+BAD = "!"  # the HASH of a record that does not parse (never a hex digest)
 PROMPTS = "_car_prompts"
 RESPONSES = "_car_responses"
 ORDER = "_car_order"  # position in the selection (best first), for writing in selection order
@@ -95,6 +99,18 @@ def connect(address: str | None = None, runtime_env: dict | None = None):
 
 
 @contextlib.contextmanager
+def _ordered(ray):
+    """Ordered execution for the datasets created inside (each copies the context when created)."""
+    ctx = ray.data.DataContext.get_current()
+    saved = ctx.execution_options.preserve_order
+    ctx.execution_options.preserve_order = True
+    try:
+        yield ctx
+    finally:
+        ctx.execution_options.preserve_order = saved
+
+
+@contextlib.contextmanager
 def _data_context(ray, quiet: bool):
     """Ordered execution (so row ids and every collected result are deterministic), Ray's progress
     bars only when not quiet, and no INFO chatter; restored afterwards."""
@@ -119,19 +135,34 @@ def _data_context(ray, quiet: bool):
 def _user_error(exc: BaseException) -> CarSelectError | None:
     """The CarSelectError a worker raised, however deeply Ray wrapped it (Ray re-raises it as a
     subclass whose message is a traceback; the original sits in `.cause`)."""
-    seen, found, stack = set(), [], [exc]
+    seen, found, chain, stack = set(), [], [], [exc]
     while stack:
         e = stack.pop()
         if e is None or id(e) in seen:
             continue
         seen.add(id(e))
+        chain.append(e)
         if isinstance(e, CarSelectError):
             found.append(e)
         stack.extend([getattr(e, "cause", None), e.__cause__, e.__context__])
     exact = [e for e in found if type(e) is CarSelectError]
     if exact:
         return exact[0]
-    return CarSelectError(str(found[0]).strip().splitlines()[-1]) if found else None
+    # Ray Data re-raises a UDF's exception as UserCodeException / ActorDiedError whose text holds the
+    # original traceback, ending in "car_select.errors.CarSelectError: <message>".
+    for e in chain:
+        hits = USER_ERROR_LINE.findall(str(e))
+        if hits:
+            return CarSelectError(hits[-1])
+    return None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    out, e = [], exc
+    while e is not None and e not in out:
+        out.append(e)
+        e = getattr(e, "cause", None) or e.__cause__ or e.__context__
+    return out
 
 
 @contextlib.contextmanager
@@ -250,19 +281,24 @@ def _render(batch, schema: str, fields: dict, source: str):
     wanted = [c for c in dict.fromkeys(names.all()) if c in batch.column_names]
     gids = batch.column(GID).to_numpy()
     rows = batch.select(wanted).to_pylist() if wanted else [{}] * len(gids)
-    hashes, prompts, responses = [], [], []
+    hashes, prompts, responses, errors = [], [], [], []
     for gid, row in zip(gids.tolist(), rows):
         try:
             record = parse(row, names, False)
-        except FieldError as exc:
-            raise CarSelectError(f"{source}: record {gid}: {exc}") from None
+        except FieldError as exc:  # reported by the driver (the lowest id first), not raised in a worker
+            hashes.append(BAD)
+            prompts.append([])
+            responses.append([])
+            errors.append(f"{source}: record {gid}: {exc}")
+            continue
         pairs = render_exchanges(record)
         hashes.append(hashlib.sha256(render_record(record).encode("utf-8")).hexdigest()[:32])
         prompts.append([p for p, _ in pairs])
         responses.append([r for _, r in pairs])
+        errors.append(None)
     return pa.table({GID: pa.array(gids, pa.int64()), HASH: pa.array(hashes, pa.string()),
                      PROMPTS: pa.array(prompts, pa.list_(pa.string())),
-                     RESPONSES: pa.array(responses, pa.list_(pa.string()))})
+                     RESPONSES: pa.array(responses, pa.list_(pa.string())), ERROR: pa.array(errors, pa.string())})
 
 
 def _duplicate_rows(batch, first_of: dict[str, int]):
@@ -284,7 +320,7 @@ def _unique_rows(batch, dups: np.ndarray):
 
     gids = batch.column(GID).to_numpy()
     keep = ~np.isin(gids, dups) if len(dups) else np.ones(len(gids), dtype=bool)
-    kept = batch.filter(pa.array(keep)).drop_columns([HASH])
+    kept = batch.filter(pa.array(keep)).drop_columns([HASH, ERROR])
     ranks = gids[keep] - np.searchsorted(dups, gids[keep])
     return kept.append_column(RANK, pa.array(ranks, pa.int64()))
 
@@ -324,14 +360,33 @@ def encode(ray, unique_ds, config: Config, *, actors: int | None = None, batch_s
     """Score + embed every unique row in an actor pool; returns the materialized features
     (GID, RANK, score, embedding, hits, passes)."""
     pool = encoder_pool(ray, config, actors)
-    features = unique_ds.map_batches(
-        _Encoder, fn_constructor_kwargs={"config": config, "threads": pool["threads"]},
-        batch_size=batch_size, batch_format="pyarrow",
-        compute=ray.data.ActorPoolStrategy(size=pool["size"]), num_cpus=pool["num_cpus"],
-        num_gpus=pool["num_gpus"],
-    ).materialize()
+    with _without_cpu_warning():
+        features = unique_ds.map_batches(
+            _Encoder, fn_constructor_kwargs={"config": config, "threads": pool["threads"]},
+            batch_size=batch_size, batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=pool["size"]), num_cpus=pool["num_cpus"],
+            num_gpus=pool["num_gpus"],
+        ).materialize()
     _wait_for_release(ray)
     return features
+
+
+class _NoCpuWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "does not have any available CPUs" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_cpu_warning():
+    """The encoder pool may hold every CPU of a small cluster, which makes Ray Data warn that the
+    job "will hang": it cannot here (the pool's input is materialized), so that warning is dropped
+    while the pool runs."""
+    logger, flt = logging.getLogger("ray.data.dataset"), _NoCpuWarning()
+    logger.addFilter(flt)
+    try:
+        yield
+    finally:
+        logger.removeFilter(flt)
 
 
 def _wait_for_release(ray, timeout: float = 10.0) -> None:
@@ -423,6 +478,7 @@ def select_with_ray(records: Sequence[Record], config: Config | None = None, add
 
     from ..pipeline import Selection, dedupe
 
+    import_ray()  # the one-line error first, whatever else is wrong
     config = (config or Config()).validate()
     quiet = getattr(progress, "quiet", True)
     if not records:
@@ -561,16 +617,43 @@ def _add_row_ids(table, offset: int):
     return table.append_column(GID, pa.array(np.arange(offset, offset + table.num_rows, dtype=np.int64)))
 
 
+def _preimport_fsspec_http() -> None:
+    """Ray's path resolution imports fsspec's HTTP filesystem from several threads at once, and
+    treats a ModuleNotFoundError as "no HTTP filesystem". Without aiohttp that import fails every
+    time, and a thread racing another thread's failing import can get a plain ImportError ("cannot
+    import name 'HTTPFileSystem'") that fails the whole read. When the module cannot import in this
+    process anyway, mark it missing once so every later import fails the same, expected way."""
+    import sys
+
+    try:
+        import fsspec.implementations.http  # noqa: F401
+    except ModuleNotFoundError:
+        sys.modules.setdefault("fsspec.implementations.http", None)
+    except ImportError:
+        pass
+
+
 def read_with_ids(ray, fs, files: list[str], fmt: str):
     """The raw rows with a dense global id GID in input order (files in sorted path order, rows in file
     order), and the union of their columns. The read runs on the workers with ordered execution; its
     blocks stay in the object store (Ray spills them to disk when they do not fit) and get their ids
     block by block, from offsets computed on the driver out of the block row counts."""
-    if fmt == "parquet":
-        ds = ray.data.read_parquet(files, filesystem=fs, file_extensions=None)
-    else:
-        ds = ray.data.read_json(files, filesystem=fs, file_extensions=None)
-    refs = ds.to_arrow_refs()
+    _preimport_fsspec_http()
+    with _ordered(ray):
+        if fmt == "parquet":
+            ds = ray.data.read_parquet(files, filesystem=fs, file_extensions=None)
+        else:
+            ds = ray.data.read_json(files, filesystem=fs, file_extensions=None)
+    try:
+        refs = ds.to_arrow_refs()
+    except Exception as exc:  # unreadable or inconsistent files: say which reader failed and why
+        if _user_error(exc) is not None:
+            raise
+        last = [line for e in _chain(exc) for line in str(e).strip().splitlines()[-1:] if line.strip()]
+        hint = (" (a field whose values change type between records, e.g. string and number, cannot be read"
+                " by Ray's JSON reader; fix the field or use the local engine)" if fmt == "json" else "")
+        raise CarSelectError(f"cannot read the input {fmt} files: {last[-1] if last else type(exc).__name__}"
+                             f"{hint}") from None
     info = ray.get([ray.remote(_block_info).remote(r) for r in refs])
     counts = [c for c, _ in info]
     columns = list(dict.fromkeys(c for _, cols in info for c in cols))
@@ -581,20 +664,26 @@ def read_with_ids(ray, fs, files: list[str], fmt: str):
 
 
 def _repeated(batch: dict) -> dict:
-    keep = np.asarray(batch["copies"]) > 1
+    keep = (np.asarray(batch["copies"]) > 1) | (np.asarray(batch[HASH]) == BAD)
     return {HASH: np.asarray(batch[HASH])[keep], "first": np.asarray(batch["first"])[keep]}
 
 
 def find_duplicates(ray, rendered, n: int) -> tuple[np.ndarray, np.ndarray]:
     """(duplicate ids, the id of their first copy), sorted by duplicate id: rows whose rendered text
     hashes like a row with a lower id. A hash-partitioned count per hash finds the duplicated hashes
-    (only those reach the driver); one more pass lists their rows."""
+    (only those reach the driver); one more pass lists their rows. Records that did not parse share
+    the hash BAD: the first of them is raised as the run's error."""
     from ray.data.aggregate import Count, Min
 
     partitions = max(1, min(1024, -(-n // 500_000)))
     grouped = rendered.select_columns([GID, HASH]).groupby(HASH, num_partitions=partitions).aggregate(
         Count(alias_name="copies"), Min(GID, alias_name="first"))
     repeated = _collect(grouped.map_batches(_repeated, batch_size=None, batch_format="numpy"), [HASH, "first"])
+    bad = repeated["first"][repeated[HASH] == BAD]
+    if len(bad):  # the first record that does not parse, as the local reader reports it
+        found = _collect(rendered.select_columns([GID, ERROR]).map_batches(
+            _take_ids, fn_kwargs={"gids": bad[:1]}, batch_size=None, batch_format="numpy"), [ERROR])
+        raise CarSelectError(str(found[ERROR][0]))
     if not len(repeated[HASH]):
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     first_of = {str(h): int(f) for h, f in zip(repeated[HASH], repeated["first"])}
@@ -659,6 +748,7 @@ def run_ray_files(input_path_or_glob: str | os.PathLike | Sequence[str], output_
     (index = global row id, score, cluster, selected, reason). Returns the run summary."""
     from ..formats.schemas import SCHEMAS, Names, check_fields, detect_schema
 
+    import_ray()  # the one-line error first, whatever else is wrong
     config = (config or Config()).validate()
     quiet = getattr(progress, "quiet", True)
     fields = check_fields(fields)

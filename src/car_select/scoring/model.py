@@ -13,7 +13,7 @@ response's score is 1 / (1 + L2 distance between the instruction's and the respo
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from torch import nn
@@ -30,6 +30,9 @@ class HeadConfig:
     dropout: float = 0.1
     objective: str = "pairwise"
     output_size: int = 1  # 1 for a quality score; the vector size for the triplet objective
+    # Independently trained heads whose outputs are averaged (1 = the paper's single head). Averaging
+    # seeds removes most of the run-to-run variance of a head trained on 2,032 pairs.
+    members: int = 1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -77,26 +80,43 @@ class FeedForward(nn.Module):
 
 
 class ScoringHead(nn.Module):
-    """Everything after the encoder: layer mix + feed-forward. Works on pooled layer features."""
+    """Everything after the encoder: layer mix + feed-forward. Works on pooled layer features.
+    With config.members > 1 it is the mean of that many such heads (`members[i]`)."""
 
     def __init__(self, config: HeadConfig):
         super().__init__()
         self.config = config
+        if config.members > 1:
+            single = replace(config, members=1)
+            self.members = nn.ModuleList(ScoringHead(single) for _ in range(config.members))
+            return
         self.layerwise_attention = LayerMix(config.num_layers)
         self.estimator = FeedForward(
             config.hidden_size, config.hidden_sizes, config.output_size, config.activation, config.dropout
         )
 
     def forward(self, pooled_layers: torch.Tensor) -> torch.Tensor:
+        if self.config.members > 1:
+            return torch.stack([m(pooled_layers) for m in self.members]).mean(0)
         out = self.estimator(self.layerwise_attention(pooled_layers).float())
         return out.squeeze(-1) if self.config.output_size == 1 else out
 
 
-def masked_mean_layers(hidden_states: tuple[torch.Tensor, ...], attention_mask: torch.Tensor) -> torch.Tensor:
-    """(batch, layers, hidden): the mean over real (unpadded) tokens of every hidden layer, in fp32."""
-    mask = attention_mask.unsqueeze(-1).to(torch.float32)
-    denom = mask.sum(1).clamp(min=1.0)
-    return torch.stack([(h.float() * mask).sum(1) / denom for h in hidden_states], dim=1)
+def masked_mean_layers(hidden_states: tuple[torch.Tensor, ...] | list[torch.Tensor],
+                       attention_mask: torch.Tensor) -> torch.Tensor:
+    """(batch, layers, hidden): the mean over real (unpadded) tokens of every hidden layer, in fp32.
+    Sums are accumulated in fp32 whatever the layers' dtype (without an fp32 copy of each layer)."""
+    denom = attention_mask.sum(1, keepdim=True).clamp(min=1).to(torch.float32)  # (batch, 1)
+    padded = not bool(attention_mask.all())
+    masks: dict[torch.dtype, torch.Tensor] = {}
+    sums = []
+    for h in hidden_states:
+        if padded:
+            if h.dtype not in masks:
+                masks[h.dtype] = attention_mask.unsqueeze(-1).to(h.dtype)
+            h = h * masks[h.dtype]
+        sums.append(h.sum(1, dtype=torch.float32))
+    return torch.stack(sums, dim=1) / denom.unsqueeze(1)
 
 
 class QualityEstimator(nn.Module):
@@ -109,8 +129,15 @@ class QualityEstimator(nn.Module):
         self.train_encoder = train_encoder
 
     def pooled_layers(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
-        return masked_mean_layers(out.hidden_states, attention_mask)
+        from ..encode import inference_encoder
+
+        fast = inference_encoder(self.encoder, input_ids.device)  # None when training or unsupported
+        if fast is not None:
+            hidden_states = fast.hidden_states(input_ids, attention_mask)
+        else:
+            out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+            hidden_states = out.hidden_states
+        return masked_mean_layers(hidden_states, attention_mask)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.head(self.pooled_layers(input_ids, attention_mask))
@@ -119,4 +146,6 @@ class QualityEstimator(nn.Module):
         """(head output, L2-normalised mean-pooled last layer, token counts) for one batch."""
         pooled = self.pooled_layers(input_ids, attention_mask)
         embedding = nn.functional.normalize(pooled[:, -1], dim=-1)
-        return self.head(pooled), embedding, attention_mask.sum(1)
+        with torch.autocast(input_ids.device.type, enabled=False):  # the small head in fp32, as in training
+            scores = self.head(pooled)
+        return scores, embedding, attention_mask.sum(1)

@@ -18,7 +18,7 @@ import copy
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -27,7 +27,7 @@ from torch import nn
 from ..encode import run_batches
 from ..errors import CarSelectError
 from .evaluate import ScorerEvaluation, evaluate_pairs
-from .model import OBJECTIVES
+from .model import OBJECTIVES, ScoringHead
 from .pairs import PreferencePair
 from .scorer import Scorer
 
@@ -45,6 +45,7 @@ class TrainSettings:
     lr_head: float = 3e-4
     weight_decay: float = 0.01
     patience: int = 8  # epochs without a better validation accuracy before stopping
+    members: int = 1  # heads trained from consecutive seeds and averaged
     triplet_margin: float = 1.0
     triplet_dim: int = 256
     train_encoder: bool = False
@@ -59,15 +60,15 @@ class TrainSettings:
     def validate(self) -> "TrainSettings":
         if self.objective not in OBJECTIVES:
             raise CarSelectError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
-        if self.epochs < 1 or self.batch_pairs < 1:
-            raise CarSelectError("--epochs and --batch-pairs must be >= 1")
+        if self.epochs < 1 or self.batch_pairs < 1 or self.members < 1:
+            raise CarSelectError("--epochs, --batch-pairs and --members must be >= 1")
         return self
 
 
 @dataclass
 class TrainResult:
     scorer: Scorer
-    best_epoch: int
+    best_epochs: list[int]  # per member
     valid: ScorerEvaluation
     history: list[dict]
 
@@ -156,8 +157,8 @@ def _loss(scorer: Scorer, feats, rows: np.ndarray, settings: TrainSettings) -> t
     return nn.functional.softplus(rejected - chosen).mean()
 
 
-def _param_groups(scorer: Scorer, settings: TrainSettings) -> list[dict]:
-    groups = [{"params": list(scorer.model.head.parameters()), "lr": settings.lr_head}]
+def _param_groups(scorer: Scorer, head: nn.Module, settings: TrainSettings) -> list[dict]:
+    groups = [{"params": list(head.parameters()), "lr": settings.lr_head}]
     if settings.train_encoder:
         enc = scorer.model.encoder
         layers = getattr(getattr(enc, "encoder", None), "layer", None)
@@ -172,9 +173,56 @@ def _param_groups(scorer: Scorer, settings: TrainSettings) -> list[dict]:
     return groups
 
 
+def _train_member(scorer: Scorer, head: nn.Module, train_feats, train_rows, valid, valid_feats, valid_rows,
+                  settings: TrainSettings, seed: int, quiet: bool) -> tuple[int, list[dict]]:
+    """Train `head` (and the encoder when asked); leaves the best validation epoch's weights loaded."""
+    from tqdm.auto import trange
+
+    seed_everything(seed)
+    scorer.model.head = head
+    optimizer = torch.optim.AdamW(_param_groups(scorer, head, settings), weight_decay=settings.weight_decay)
+    steps_per_epoch = math.ceil(len(train_rows) / settings.batch_pairs)
+    unfreeze_at = int(settings.frozen_epochs * steps_per_epoch)
+    rng = np.random.default_rng(seed)
+    best = (-1.0, 0, None)
+    history = []
+    step = 0
+    for epoch in trange(1, settings.epochs + 1, desc=f"epochs (seed {seed})", leave=False, disable=quiet):
+        head.train()
+        if settings.train_encoder:
+            scorer.model.encoder.train()
+        order = rng.permutation(len(train_rows))
+        total = 0.0
+        for start in range(0, len(order), settings.batch_pairs):
+            if settings.train_encoder and step == unfreeze_at:
+                for name, p in scorer.model.encoder.named_parameters():
+                    p.requires_grad_(not name.startswith("embeddings."))
+            rows = train_rows[order[start:start + settings.batch_pairs]]
+            loss = _loss(scorer, train_feats, rows, settings)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(rows)
+            step += 1
+        scorer.model.eval()
+        chosen, rejected = _scores(scorer, valid_feats, valid_rows, settings.objective)
+        acc = evaluate_pairs(valid, chosen, rejected).pairwise_accuracy
+        history.append({"seed": seed, "epoch": epoch, "train_loss": total / len(order),
+                        "valid_pairwise_accuracy": acc})
+        if acc > best[0]:
+            state = scorer.model.state_dict() if settings.train_encoder else head.state_dict()
+            best = (acc, epoch, copy.deepcopy(state))
+        elif epoch - best[1] >= settings.patience:
+            break
+    (scorer.model if settings.train_encoder else head).load_state_dict(best[2])
+    return best[1], history
+
+
 def train_scorer(train: Sequence[PreferencePair], valid: Sequence[PreferencePair], settings: TrainSettings,
                  quiet: bool = False) -> TrainResult:
     settings.validate()
+    if settings.train_encoder and settings.members != 1:
+        raise CarSelectError("--members must be 1 with --train-encoder (the members would share one encoder)")
     seed_everything(settings.seed)
     head = {"hidden_sizes": list(settings.hidden_sizes), "activation": settings.activation,
             "dropout": settings.dropout, "objective": settings.objective,
@@ -190,47 +238,28 @@ def train_scorer(train: Sequence[PreferencePair], valid: Sequence[PreferencePair
     train_feats = _Features(scorer, train_texts, precompute, settings.batch_tokens, "train")
     valid_feats = _Features(scorer, valid_texts, precompute, settings.batch_tokens, "valid")
 
-    optimizer = torch.optim.AdamW(_param_groups(scorer, settings), weight_decay=settings.weight_decay)
-    steps_per_epoch = math.ceil(len(train_rows) / settings.batch_pairs)
-    unfreeze_at = int(settings.frozen_epochs * steps_per_epoch)
-    rng = np.random.default_rng(settings.seed)
-    best = (-1.0, 0, None)
-    history = []
-    from tqdm.auto import trange
-
-    step = 0
-    for epoch in trange(1, settings.epochs + 1, desc="epochs", leave=False, disable=quiet):
-        scorer.model.head.train()
-        if settings.train_encoder:
-            scorer.model.encoder.train()
-        order = rng.permutation(len(train_rows))
-        total = 0.0
-        for start in range(0, len(order), settings.batch_pairs):
-            if settings.train_encoder and step == unfreeze_at:
-                for name, p in scorer.model.encoder.named_parameters():
-                    p.requires_grad_(not name.startswith("embeddings."))
-            loss = _loss(scorer, train_feats, train_rows[order[start:start + settings.batch_pairs]], settings)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += float(loss) * len(order[start:start + settings.batch_pairs])
-            step += 1
-        scorer.model.eval()
-        chosen, rejected = _scores(scorer, valid_feats, valid_rows, settings.objective)
-        acc = evaluate_pairs(valid, chosen, rejected).pairwise_accuracy
-        history.append({"epoch": epoch, "train_loss": total / len(order), "valid_pairwise_accuracy": acc})
-        if acc > best[0]:
-            state = scorer.model.state_dict() if settings.train_encoder else scorer.model.head.state_dict()
-            best = (acc, epoch, copy.deepcopy(state))
-        elif epoch - best[1] >= settings.patience:
-            break
-    (scorer.model if settings.train_encoder else scorer.model.head).load_state_dict(best[2])
+    # Each member starts from its own seed and keeps its own best validation epoch.
+    single = replace(scorer.head_config, members=1)
+    members, best_epochs, history = [], [], []
+    for m in range(settings.members):
+        member = ScoringHead(single).to(scorer.device)
+        epoch, hist = _train_member(scorer, member, train_feats, train_rows, valid, valid_feats, valid_rows,
+                                    settings, settings.seed + m, quiet)
+        members.append(member)
+        best_epochs.append(epoch)
+        history += hist
+    if settings.members == 1:
+        scorer.model.head = members[0]
+    else:
+        ensemble = ScoringHead(replace(single, members=settings.members)).to(scorer.device)
+        ensemble.members = nn.ModuleList(members)
+        scorer.model.head = ensemble
     scorer.eval_mode()
     chosen, rejected = _scores(scorer, valid_feats, valid_rows, settings.objective)
     valid_eval = evaluate_pairs(valid, chosen, rejected)
-    scorer.meta = {"training": {**asdict(settings), "best_epoch": best[1], "train_pairs": len(train),
+    scorer.meta = {"training": {**asdict(settings), "best_epochs": best_epochs, "train_pairs": len(train),
                                 "valid_pairs": len(valid)}, "valid": valid_eval.to_dict()}
-    return TrainResult(scorer, best[1], valid_eval, history)
+    return TrainResult(scorer, best_epochs, valid_eval, history)
 
 
 def score_pairs(scorer: Scorer, pairs: Sequence[PreferencePair], batch_tokens: int = 16384):

@@ -1,0 +1,90 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from car_select.scoring.pairs import PreferencePair
+from car_select.scoring.train import TrainSettings, score_pairs, train_scorer
+
+
+def synthetic_pairs(n: int, seed: int) -> list[PreferencePair]:
+    """Better answers are on-topic and complete; worse ones are curt. Learnable by any encoder."""
+    rng = np.random.default_rng(seed)
+    topics = ["rivers", "bread", "stars", "trains", "music", "chess", "gardens", "bees"]
+    out = []
+    for i in range(n):
+        t = topics[int(rng.integers(len(topics)))]
+        out.append(PreferencePair(f"Instruction: Tell me about {t}.",
+                                  f"{t.capitalize()} are fascinating; here are three clear facts about {t}.",
+                                  "no."))
+    return out
+
+
+@pytest.mark.parametrize("objective", ["pairwise", "regression", "triplet"])
+def test_training_learns_and_is_deterministic(tiny_encoder_dir, objective):
+    train, valid = synthetic_pairs(24, 0), synthetic_pairs(8, 1)
+    settings = TrainSettings(encoder=tiny_encoder_dir, objective=objective, hidden_sizes=[16], epochs=6, lr_head=3e-3,
+                             batch_pairs=8, triplet_dim=8, max_length=32, precision="fp32", seed=5)
+    a = train_scorer(train, valid, settings, quiet=True)
+    b = train_scorer(train, valid, settings, quiet=True)
+    assert a.valid.pairwise_accuracy >= 0.75
+    assert a.best_epochs == [max(range(len(a.history)), key=lambda e: (a.history[e]["valid_pairwise_accuracy"], -e)) + 1]
+    sa, sb = score_pairs(a.scorer, valid), score_pairs(b.scorer, valid)
+    assert np.array_equal(sa[0], sb[0]) and np.array_equal(sa[1], sb[1])
+
+
+def test_members_are_averaged_and_round_trip(tiny_encoder_dir, tmp_path):
+    from car_select.scoring.scorer import Scorer
+
+    train, valid = synthetic_pairs(24, 0), synthetic_pairs(8, 1)
+    settings = TrainSettings(encoder=tiny_encoder_dir, objective="regression", hidden_sizes=[16], epochs=3,
+                             members=3, max_length=32, precision="fp32", seed=1)
+    result = train_scorer(train, valid, settings, quiet=True)
+    head = result.scorer.model.head
+    assert len(head.members) == 3 and len(result.best_epochs) == 3
+    import torch
+
+    x = torch.randn(4, head.config.num_layers, head.config.hidden_size)
+    assert torch.allclose(head(x), torch.stack([m(x) for m in head.members]).mean(0))
+    result.scorer.save(tmp_path / "s")
+    again = Scorer.load(tmp_path / "s")
+    assert np.array_equal(score_pairs(again, valid)[0], score_pairs(result.scorer, valid)[0])
+
+
+def test_training_the_encoder_follows_the_paper_schedule(tiny_encoder_dir):
+    train, valid = synthetic_pairs(16, 2), synthetic_pairs(4, 3)
+    settings = TrainSettings(encoder=tiny_encoder_dir, objective="regression", hidden_sizes=[16], epochs=2,
+                             batch_pairs=4, train_encoder=True, lr_encoder=1e-3, max_length=32, precision="fp32")
+    result = train_scorer(train, valid, settings, quiet=True)
+    model = result.scorer.model
+    assert model.train_encoder
+    from transformers import AutoModel
+
+    base = AutoModel.from_pretrained(tiny_encoder_dir)
+    tuned = model.encoder
+    # embeddings stay frozen (paper); the top layer has moved
+    assert np.allclose(base.embeddings.word_embeddings.weight.detach(), tuned.embeddings.word_embeddings.weight.detach())
+    assert not np.allclose(base.encoder.layer[-1].output.dense.weight.detach(),
+                           tuned.encoder.layer[-1].output.dense.weight.detach())
+
+
+def test_train_and_eval_cli_round_trip(tmp_path, tiny_encoder_dir):
+    train, valid = tmp_path / "train.jsonl", tmp_path / "valid.jsonl"
+    for path, pairs in ((train, synthetic_pairs(20, 4)), (valid, synthetic_pairs(6, 5))):
+        path.write_text("".join(json.dumps({"prompt": p.prompt.removeprefix("Instruction: "), "chosen": p.chosen,
+                                            "rejected": p.rejected}) + "\n" for p in pairs))
+    out = tmp_path / "scorer"
+    cmd = [sys.executable, "-m", "car_select"]
+    res = subprocess.run(cmd + ["train-scorer", "--train", str(train), "--valid", str(valid), "-o", str(out),
+                                "--encoder", tiny_encoder_dir, "--epochs", "3", "--hidden-sizes", "16",
+                                "--max-length", "32", "-q"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "head.safetensors"]
+    res = subprocess.run(cmd + ["eval-scorer", "--test", str(valid), "--scorer", str(out), "--json"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    result = json.loads(res.stdout)
+    assert set(result) == {"pairwise_accuracy", "length_baseline_accuracy", "length_controlled_accuracy", "n_pairs"}
+    assert result["n_pairs"] == 6
