@@ -117,7 +117,8 @@ def build_parser() -> Parser:
     train.add_argument("--valid", required=True)
     train.add_argument("-o", "--output", required=True, help="scorer directory to write")
     train.add_argument("--encoder", default="all-MiniLM-L6-v2", help="any Hugging Face encoder name or path")
-    train.add_argument("--objective", choices=["pairwise", "regression", "triplet"], default="pairwise")
+    train.add_argument("--objective", choices=["regression", "pairwise", "triplet"], default=None,
+                       help="regression (paper's IQS, default), pairwise (Bradley-Terry) or triplet (paper's Comet)")
     train.add_argument("--epochs", type=int, default=None)
     train.add_argument("--members", type=int, default=None, help="heads trained from consecutive seeds, averaged")
     train.add_argument("--lr", type=float, default=None, help="head learning rate")
@@ -249,11 +250,13 @@ def cmd_train(args) -> int:
     if os.path.isdir(args.output) and os.listdir(args.output) and not args.overwrite:
         raise CarSelectError(f"cannot write {args.output}: it already exists (pass --overwrite to replace it)")
     train, valid = read_pairs(args.train), read_pairs(args.valid)
-    settings = TrainSettings(encoder=args.encoder, objective=args.objective, seed=args.seed,
+    settings = TrainSettings(encoder=args.encoder, seed=args.seed,
                              max_length=args.max_length, precision=args.precision, device=args.device,
                              train_encoder=args.train_encoder)
     if args.epochs is not None:
         settings.epochs = args.epochs
+    if args.objective is not None:
+        settings.objective = args.objective
     if args.members is not None:
         settings.members = args.members
     if args.lr is not None:

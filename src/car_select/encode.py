@@ -16,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import itertools
 import os
+import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -243,6 +245,7 @@ class FastEncoder:
         return [h.view(batch, width, hidden) for h in out]
 
 
+_FAST_LOCK = threading.Lock()
 _FAST: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple, FastEncoder]]" = weakref.WeakKeyDictionary()
 
 # Set to False (or CAR_SELECT_FAST_ENCODER=0) to run the Hugging Face forward everywhere (the benchmark's
@@ -264,9 +267,13 @@ def fast_encoder(encoder: torch.nn.Module, dtype: torch.dtype, device: torch.dev
     hit = _FAST.get(encoder)
     if hit is not None and hit[0] == key:
         return hit[1]
-    with torch.no_grad():
-        fast = FastEncoder(encoder, dtype, device)
-    _FAST[encoder] = (key, fast)
+    with _FAST_LOCK:  # run_batches' workers may ask at the same time: build once
+        hit = _FAST.get(encoder)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        with torch.no_grad():
+            fast = FastEncoder(encoder, dtype, device)
+        _FAST[encoder] = (key, fast)
     return fast
 
 
@@ -283,6 +290,25 @@ def inference_encoder(encoder: torch.nn.Module, device: torch.device) -> FastEnc
     return fast_encoder(encoder, dtype, device)
 
 
+def encode_workers(device: torch.device) -> int:
+    """How many batches run at once on CPU: one per intra-op thread torch would use (its default is
+    the number of physical cores), each batch single-threaded; CAR_SELECT_ENCODE_WORKERS overrides.
+
+    Independent single-threaded batches need no synchronisation between cores, so a core that the OS
+    lends to another process for a while delays only its own batch; one batch split across cores by
+    OpenMP waits at every operation for its slowest thread. On a shared machine that difference was
+    1.6-2.3x in benchmarks/bench_pipeline.py's A/B; on an idle one they are about equal."""
+    if device.type != "cpu":
+        return 1
+    env = os.environ.get("CAR_SELECT_ENCODE_WORKERS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            pass
+    return max(1, torch.get_num_threads())
+
+
 def run_batches(
     fn: Callable[[torch.Tensor, torch.Tensor], Sequence[torch.Tensor]],
     token_ids: Sequence[np.ndarray],
@@ -292,16 +318,56 @@ def run_batches(
     device: torch.device,
     dtype: torch.dtype,
     progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
-    """Yields (indices, outputs as float32 numpy arrays) batch by batch, longest texts first."""
+    """Yields (indices, outputs as float32 numpy arrays) batch by batch, longest texts first.
+
+    On CPU with workers > 1 (default: encode_workers()), that many batches run at once, each on one
+    thread (torch's intra-op threads are set to 1 meanwhile and restored after); results still come
+    in batch order. `fn` must then be safe to call from several threads (inference only)."""
     lengths = [len(x) for x in token_ids]
-    for batch in length_batches(lengths, batch_tokens):
+    batches = length_batches(lengths, batch_tokens)
+    workers = encode_workers(device) if workers is None else max(1, workers)
+    workers = min(workers, len(batches))
+
+    def work(batch: np.ndarray):
         input_ids, mask = pad_batch([token_ids[i] for i in batch], pad_id)
-        with torch.inference_mode(), autocast(device, dtype):
+        with torch.inference_mode(), autocast(device, dtype):  # both thread-local: set in the worker
             outputs = fn(input_ids.to(device), mask.to(device))
-        yield batch, [o.float().cpu().numpy() for o in outputs]
-        if progress is not None:
-            progress(len(batch), int(mask.sum()))
+        return [o.float().cpu().numpy() for o in outputs], int(mask.sum())
+
+    if workers <= 1:
+        for batch in batches:
+            outputs, n_tokens = work(batch)
+            yield batch, outputs
+            if progress is not None:
+                progress(len(batch), n_tokens)
+        return
+
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix="car-encode") as pool:
+            todo = iter(batches)
+            pending = deque((b, pool.submit(work, b)) for b in itertools.islice(todo, 2 * workers))
+            try:
+                while pending:
+                    batch, future = pending.popleft()
+                    outputs, n_tokens = future.result()
+                    nxt = next(todo, None)
+                    if nxt is not None:
+                        pending.append((nxt, pool.submit(work, nxt)))
+                    yield batch, outputs
+                    if progress is not None:
+                        progress(len(batch), n_tokens)
+            finally:
+                for _, future in pending:
+                    future.cancel()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def file_digest(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -137,6 +137,7 @@ def test_resolve_files(tmp_path):
 # with a local Ray cluster
 
 
+@pytest.mark.slow
 def test_select_with_ray_equals_local_engine(ray_cluster, records, scorer_dir, cache_dir):
     from car_select.engines.ray_engine import select_with_ray
     from car_select.pipeline import select
@@ -184,6 +185,7 @@ def read_jsonl_folder(folder: Path) -> list[dict]:
             for line in path.read_text().splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 def test_run_ray_files_writes_the_local_selection(ray_cluster, rows, scorer_dir, cache_dir, tmp_path):
     from car_select.engines.ray_engine import run_ray_files
     from car_select.pipeline import select
@@ -216,6 +218,7 @@ def test_run_ray_files_writes_the_local_selection(ray_cluster, rows, scorer_dir,
         run_ray_files(tmp_path / "shards", tmp_path / "selected", config)
 
 
+@pytest.mark.slow
 def test_bad_record_is_one_line_error(ray_cluster, rows, scorer_dir, cache_dir, tmp_path):
     from car_select.engines.ray_engine import run_ray_files
 
@@ -234,6 +237,7 @@ def test_bad_record_is_one_line_error(ray_cluster, rows, scorer_dir, cache_dir, 
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_parquet_row_ids_follow_file_and_row_order(ray_cluster, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -254,3 +258,27 @@ def test_parquet_row_ids_follow_file_and_row_order(ray_cluster, tmp_path):
     assert n == 21 and columns == ["instruction", "output"]
     assert got[GID].tolist() == list(range(21))
     assert list(got["instruction"]) == [f"i{i}" for i in range(21)]
+
+
+def test_encoder_pool_plan():
+    """One actor per GPU with one GPU each where the cluster has GPUs; else CPU actors of up to 8
+    threads that fit on the smallest node (no Ray needed: a stand-in answers the resource queries)."""
+    from car_select.engines.ray_engine import encoder_pool
+
+    class FakeRay:
+        def __init__(self, resources, nodes):
+            self.resources, self.node_cpus = resources, nodes
+
+        def cluster_resources(self):
+            return self.resources
+
+        def nodes(self):
+            return [{"Alive": True, "Resources": {"CPU": c}} for c in self.node_cpus]
+
+    gpus = FakeRay({"CPU": 32.0, "GPU": 4.0}, [16, 16])
+    assert encoder_pool(gpus, Config()) == {"size": 4, "num_cpus": 1, "num_gpus": 1, "threads": None}
+    assert encoder_pool(gpus, Config(device="cpu"))["num_gpus"] == 0
+    assert encoder_pool(FakeRay({"CPU": 40.0}, [32, 4, 4]), Config()) == {
+        "size": 10, "num_cpus": 4, "num_gpus": 0, "threads": 4}
+    assert encoder_pool(FakeRay({"CPU": 2.0}, [2]), Config(), actors=3)["size"] == 3
+    assert encoder_pool(FakeRay({"CPU": 2.0}, [2]), Config()) == {"size": 1, "num_cpus": 2, "num_gpus": 0, "threads": 2}

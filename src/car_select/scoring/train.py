@@ -35,17 +35,18 @@ from .scorer import Scorer
 @dataclass
 class TrainSettings:
     encoder: str = "all-MiniLM-L6-v2"
-    objective: str = "pairwise"
-    hidden_sizes: list[int] = field(default_factory=lambda: [2048, 1024])
+    # Defaults: the shipped scorer's recipe, chosen on validation pairwise accuracy (see README).
+    objective: str = "regression"
+    hidden_sizes: list[int] = field(default_factory=lambda: [1024])
     activation: str = "Tanh"
     dropout: float = 0.1
     max_length: int = 256
-    epochs: int = 40
+    epochs: int = 20
     batch_pairs: int = 32
-    lr_head: float = 3e-4
+    lr_head: float = 1e-3
     weight_decay: float = 0.01
     patience: int = 8  # epochs without a better validation accuracy before stopping
-    members: int = 1  # heads trained from consecutive seeds and averaged
+    members: int = 4  # heads trained from consecutive seeds and averaged
     triplet_margin: float = 1.0
     triplet_dim: int = 256
     train_encoder: bool = False
