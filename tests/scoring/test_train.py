@@ -26,7 +26,7 @@ def synthetic_pairs(n: int, seed: int) -> list[PreferencePair]:
 def test_training_learns_and_is_deterministic(tiny_encoder_dir, objective):
     train, valid = synthetic_pairs(24, 0), synthetic_pairs(8, 1)
     settings = TrainSettings(encoder=tiny_encoder_dir, objective=objective, hidden_sizes=[16], epochs=6, lr_head=3e-3,
-                             batch_pairs=8, triplet_dim=8, max_length=32, precision="fp32", seed=5)
+                             batch_pairs=8, triplet_dim=8, max_length=32, precision="fp32", seed=5, members=1)
     a = train_scorer(train, valid, settings, quiet=True)
     b = train_scorer(train, valid, settings, quiet=True)
     assert a.valid.pairwise_accuracy >= 0.75
@@ -56,7 +56,7 @@ def test_members_are_averaged_and_round_trip(tiny_encoder_dir, tmp_path):
 def test_training_the_encoder_follows_the_paper_schedule(tiny_encoder_dir):
     train, valid = synthetic_pairs(16, 2), synthetic_pairs(4, 3)
     settings = TrainSettings(encoder=tiny_encoder_dir, objective="regression", hidden_sizes=[16], epochs=2,
-                             batch_pairs=4, train_encoder=True, lr_encoder=1e-3, max_length=32, precision="fp32")
+                             batch_pairs=4, train_encoder=True, lr_encoder=1e-3, max_length=32, precision="fp32", members=1)
     result = train_scorer(train, valid, settings, quiet=True)
     model = result.scorer.model
     assert model.train_encoder
