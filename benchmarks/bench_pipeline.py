@@ -201,43 +201,94 @@ def fast_path(enabled: bool):
 
 
 class Variant:
-    """One way to run the encoder pass over token ids: (scores, embeddings) in input order."""
+    """One way to run the encoder pass over token ids: (scores, embeddings) in input order.
 
-    def __init__(self, name: str, scorer, *, fast: bool, dtype, batch_tokens: int, cast_weights: bool = False,
-                 threads: int | None = None, workers: int | None = 1, note: str = ""):
-        self.name, self.fast, self.dtype, self.batch_tokens, self.threads, self.workers, self.note = \
-            name, fast, dtype, batch_tokens, threads, workers, note
+    fast: FastEncoder (else the Hugging Face forward); dtype: autocast dtype (or the weights' dtype with
+    cast_weights); workers: batches at once on CPU (None = the shipped default, 1 = one batch at a time
+    on torch's OpenMP threads); cpu_cap: encode.CPU_MAX_BATCH_TOKENS (None = shipped, 0 = no cap)."""
+
+    def __init__(self, name: str, scorer, *, fast: bool, dtype, batch_tokens: int = 16384,
+                 cast_weights: bool = False, workers: int | None = None, cpu_cap: int | None = None,
+                 threads: int | None = None, note: str = ""):
+        self.name, self.fast, self.dtype, self.batch_tokens = name, fast, dtype, batch_tokens
+        self.workers, self.cpu_cap, self.threads, self.note = workers, cpu_cap, threads, note
         self.scorer = scorer
         self.model = scorer.model
+        self.autocast_dtype = dtype
         if cast_weights:  # the encoder's weights cast once, no autocast (the small head stays fp32)
             self.model = copy.deepcopy(scorer.model)
             self.model.encoder.to(dtype)
             self.autocast_dtype = None
-        else:
-            self.autocast_dtype = dtype
 
     def __call__(self, ids):
         import torch
 
-        from car_select.encode import run_batches
+        import car_select.encode as enc
 
         n = len(ids)
         scores = np.zeros(n, dtype=np.float32)
         emb = np.zeros((n, self.scorer.head_config.hidden_size), dtype=np.float32)
-        old_threads = torch.get_num_threads()
+        old_threads, old_cap = torch.get_num_threads(), enc.CPU_MAX_BATCH_TOKENS
         if self.threads:
             torch.set_num_threads(self.threads)
+        if self.cpu_cap is not None:
+            enc.CPU_MAX_BATCH_TOKENS = self.cpu_cap
         try:
             with fast_path(self.fast):
                 fn = lambda i, m: self.model.score_and_embed(i, m)[:2]  # noqa: E731
                 dtype = self.autocast_dtype or torch.float32  # cast-weights variants run without autocast
-                for idx, (s, e) in run_batches(fn, ids, pad_id=self.scorer.pad_id, batch_tokens=self.batch_tokens,
-                                               device=self.scorer.device, dtype=dtype, workers=self.workers):
+                for idx, (s, e) in enc.run_batches(fn, ids, pad_id=self.scorer.pad_id, batch_tokens=self.batch_tokens,
+                                                   device=self.scorer.device, dtype=dtype, workers=self.workers):
                     scores[idx] = s.reshape(len(idx), -1)[:, 0]
                     emb[idx] = e
         finally:
             torch.set_num_threads(old_threads)
+            enc.CPU_MAX_BATCH_TOKENS = old_cap
         return scores, emb
+
+
+def ab_variants(scorer, device, shipped_dtype, sweep: bool) -> tuple[list[Variant], str]:
+    """The levers, each added on top of the previous one, ending with the shipped configuration."""
+    import torch
+
+    from car_select.encode import CPU_MAX_BATCH_TOKENS, encode_workers
+
+    low = shipped_dtype if shipped_dtype != torch.float32 else torch.bfloat16
+    ln = str(low).removeprefix("torch.")
+    old = dict(workers=1, cpu_cap=0, batch_tokens=16384)  # the previous run_batches: one batch at a time
+    v = [
+        Variant("hf-fp32", scorer, fast=False, dtype=torch.float32, **old,
+                note="HF forward, fp32, length-sorted batches of 16k tokens"),
+        Variant(f"hf-autocast-{ln}", scorer, fast=False, dtype=low, **old, note="+ autocast (the previous default)"),
+        Variant(f"hf-{ln}-weights", scorer, fast=False, dtype=low, cast_weights=True, **old,
+                note="HF forward, encoder.to(dtype) instead of autocast"),
+        Variant(f"fast-{ln}-16k", scorer, fast=True, dtype=low, **old,
+                note="+ FastEncoder (cast once, fused QKV, pre-packed oneDNN, fused GELU/add)"),
+    ]
+    if device.type == "cpu":
+        cap = CPU_MAX_BATCH_TOKENS or 4096
+        w = encode_workers(device)
+        v.append(Variant(f"fast-{ln}-{cap // 1024}k", scorer, fast=True, dtype=low, workers=1, cpu_cap=cap,
+                         note=f"+ batches of {cap} tokens"))
+        v.append(Variant(f"fast-{ln}-{cap // 1024}k-{w}workers", scorer, fast=True, dtype=low, workers=None, cpu_cap=None,
+                         note=f"+ {w} single-threaded batches at once (shipped)"))
+        v.append(Variant(f"fast-fp32-{cap // 1024}k-{w}workers", scorer, fast=True, dtype=torch.float32, workers=None,
+                         note="the shipped path with --precision fp32"))
+        shipped = v[-2].name if shipped_dtype != torch.float32 else v[-1].name
+        if sweep:
+            for c in (2048, 8192):
+                v.append(Variant(f"fast-{ln}-{c // 1024}k-{w}workers", scorer, fast=True, dtype=low, cpu_cap=c,
+                                 note=f"sweep: batches of {c} tokens"))
+            v.append(Variant(f"fast-{ln}-{cap // 1024}k-1thread", scorer, fast=True, dtype=low, workers=1, threads=1,
+                             note="sweep: one batch at a time on one thread"))
+    else:
+        v.append(Variant("fast-fp32-16k", scorer, fast=True, dtype=torch.float32, **old, note="FastEncoder in fp32"))
+        shipped = v[-2].name if shipped_dtype != torch.float32 else v[-1].name
+        if sweep:
+            for b in (4096, 65536):
+                v.append(Variant(f"fast-{ln}-{b // 1024}k", scorer, fast=True, dtype=low, batch_tokens=b, workers=1,
+                                 note=f"sweep: batch_tokens={b}"))
+    return v, shipped
 
 
 def encoder_ab(variants: list[Variant], ids: list, chunk: int, warmup: int = 16) -> dict:
@@ -514,28 +565,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = np.sort(rng.choice(len(ids), min(args.ab_texts, len(ids)), replace=False))
             ab_ids = [ids[i] for i in rows]
             ab_tokens = int(sum(len(x) for x in ab_ids))
-            bt = 16384
-            low = shipped_dtype if shipped_dtype != torch.float32 else torch.bfloat16
-            lname = str(low).removeprefix("torch.")
-            variants = [
-                Variant("hf-fp32", scorer, fast=False, dtype=torch.float32, batch_tokens=bt,
-                        note="Hugging Face forward, fp32, sorted length batches"),
-                Variant(f"hf-autocast-{lname}", scorer, fast=False, dtype=low, batch_tokens=bt,
-                        note="Hugging Face forward under autocast (the previous default)"),
-                Variant(f"hf-{lname}-weights", scorer, fast=False, dtype=low, batch_tokens=bt, cast_weights=True,
-                        note="Hugging Face forward, model.to(dtype), no autocast"),
-                Variant("fast-fp32", scorer, fast=True, dtype=torch.float32, batch_tokens=bt,
-                        note="FastEncoder in fp32"),
-                Variant(f"fast-{lname}", scorer, fast=True, dtype=low, batch_tokens=bt,
-                        note="FastEncoder (the shipped path)"),
-            ]
-            if args.ab_sweep:
-                for b in (4096, 8192, 32768):
-                    variants.append(Variant(f"fast-{lname}-bt{b}", scorer, fast=True, dtype=low, batch_tokens=b,
-                                            note=f"FastEncoder, batch_tokens={b}"))
-                if device.type == "cpu" and torch.get_num_threads() > 1:
-                    variants.append(Variant(f"fast-{lname}-1thread", scorer, fast=True, dtype=low, batch_tokens=bt,
-                                            threads=1, note="FastEncoder, torch.set_num_threads(1)"))
+            variants, shipped = ab_variants(scorer, device, shipped_dtype, args.ab_sweep)
             print(f"encoder A/B: {len(variants)} variants on {len(ab_ids):,} texts ({ab_tokens:,} tokens), "
                   f"interleaved in chunks of {args.ab_chunk}", flush=True)
             ab = encoder_ab(variants, ab_ids, args.ab_chunk)
@@ -548,7 +578,6 @@ def main(argv: list[str] | None = None) -> int:
                                    "linear_gflops": ab_tokens * flops_tok / w / 1e9}
             ref = ab["outputs"]["hf-fp32"]
             acc = {name: agreement(ref, ab["outputs"][name]) for name in ab["outputs"] if name != "hf-fp32"}
-            shipped = f"fast-{lname}" if shipped_dtype != torch.float32 else "fast-fp32"
             result["encoder_ab"] = {"texts": len(ab_ids), "tokens": ab_tokens, "chunk": args.ab_chunk,
                                     "variants": ab_rows, "shipped_variant": shipped}
             result["accuracy_vs_fp32"] = acc
@@ -612,10 +641,15 @@ def summarize(r: dict) -> None:
     if "encoder_ab" in r:
         ab = r["encoder_ab"]
         print(f"\n## Encoder pass A/B ({ab['texts']:,} texts, {ab['tokens']:,} tokens, interleaved)\n")
+        names = list(ab["variants"])
+        prev_default = ab["variants"][names[1]]["seconds"]
         rows = [[n, fmt_s(v["seconds"]), f"{v['tokens_per_second']:,.0f}", f"{v['texts_per_second']:,.1f}",
-                 f"{v['speedup_vs_hf_fp32']:.2f}x", f"{v['linear_gflops']:,.0f}", v["note"]]
-                for n, v in ab["variants"].items()]
-        print(table(rows, ["variant", "s", "tokens/s", "texts/s", "vs hf-fp32", "GFLOP/s", "what"]))
+                 f"{v['speedup_vs_hf_fp32']:.2f}x", f"{prev_default / v['seconds']:.2f}x",
+                 f"{ab['variants'][names[i - 1]]['seconds'] / v['seconds']:.2f}x" if i else "",
+                 f"{v['linear_gflops']:,.0f}", v["note"]]
+                for i, (n, v) in enumerate(ab["variants"].items())]
+        print(table(rows, ["variant", "s", "tokens/s", "texts/s", "vs hf-fp32", f"vs {names[1]}", "vs row above",
+                           "GFLOP/s", "what"]))
         head["encoder_tokens_per_second"] = ab["variants"][ab["shipped_variant"]]["tokens_per_second"]
         acc = r["accuracy_vs_fp32"]
         print(f"\n## Agreement with the fp32 Hugging Face forward ({next(iter(acc.values()))['n']:,} texts)\n")

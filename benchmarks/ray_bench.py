@@ -163,7 +163,7 @@ def bench_synthetic(args, results: dict, out: Path) -> None:
         section["generate_seconds"] = round(time.perf_counter() - t, 2)
         model, t_fit = timed(R.fit_on_sample, features, n, config)
         assigned, t_assign = timed(R.assign, features, model)
-        (chosen, clusters, n_cand, _, _), t_select = timed(R.select_candidates, assigned, config.n1, config.n2, model.k)
+        (chosen, _, n_cand, _, _), t_select = timed(R.select_candidates, assigned, config.n1, config.n2, model.k)
         section["ray"] = {"fit_seconds_gather_pca_kmeans": round(t_fit, 2), "assign_seconds": round(t_assign, 2),
                           "candidates_and_final_seconds": round(t_select, 2),
                           "total_seconds": round(t_fit + t_assign + t_select, 2), "candidates": n_cand,

@@ -1,24 +1,14 @@
 """Shared fixtures: the real data folder (skip where absent) and a small scorer with a random head."""
 
 import os
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+from datapaths import REPO, SHARED_DATA, shared_file  # noqa: F401 (re-exported for fixtures)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def shared_file(*parts: str) -> Path:
-    """A file under ../shared/data, or skip the test with the reason."""
-    path = SHARED_DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"real data not available: {path} is absent (tests on ../shared/data run in CI)")
-    return path
 
 
 @pytest.fixture(scope="session")

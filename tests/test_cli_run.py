@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, shared_file
+from datapaths import REPO, shared_file
 
 DEMO = REPO / "examples" / "demo_alpaca.json"
 

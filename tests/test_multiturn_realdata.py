@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import shared_file
+from datapaths import shared_file
 
 
 @pytest.mark.parametrize("parts,n", [(("mt-bench-101", "mtbench101.jsonl"), 1388),

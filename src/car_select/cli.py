@@ -22,7 +22,7 @@ RUN_EXAMPLE = """\
 example:
   car-select run alpaca_data.json -o selected.json --annotated annotated.jsonl --report report.html
   car-select run chats.jsonl -o best.jsonl --n1 500 --n2 2 --format jsonl --fields instruction=prompt,output=response
-  car-select run shards/ -o out/ --engine ray --address auto        # on a Ray cluster
+  car-select run shards/ -o out/ --annotated ann/ --engine ray --address auto   # folder of JSONL/Parquet shards on a Ray cluster
 """
 SCORE_EXAMPLE = """\
 example:
@@ -198,8 +198,38 @@ def _check_outputs(args, dataset, extra_paths=()) -> None:
         raise CarSelectError(f"cannot write {args.input}: it is the input file")
 
 
+def _is_sharded_input(path: str) -> bool:
+    """Folders of shards, globs and remote filesystem paths: read by the Ray engine itself."""
+    from .formats.hf import is_hf_folder
+
+    if path.startswith("hf://"):
+        return False
+    return "://" in path or any(c in path for c in "*?[") or (os.path.isdir(path) and not is_hf_folder(path))
+
+
+def _print_summary(args, summary: dict) -> None:
+    if args.json:
+        print(json.dumps(summary))
+    elif not args.quiet:
+        print(format_summary(summary))
+
+
 def cmd_run(args) -> int:
     config = config_from_args(args)
+    if args.engine == "ray" and _is_sharded_input(args.input):
+        if args.report or args.figures:
+            raise CarSelectError("--report and --figures are not available for sharded input on the Ray engine")
+        from .engines.ray_engine import run_ray_files
+        from .formats import parse_fields
+        from .pipeline import Progress
+
+        summary = run_ray_files(args.input, args.output, config, address=args.address, annotated_dir=args.annotated,
+                                file_format=args.file_format, schema=args.schema,
+                                fields=parse_fields(args.fields) if args.fields else None,
+                                output_format=args.output_format, overwrite=args.overwrite,
+                                progress=Progress(args.quiet or args.json))
+        _print_summary(args, summary)
+        return 0
     dataset = _read(args)
     _check_outputs(args, dataset, (args.annotated, args.report))
     from . import api  # heavy (torch, transformers): only once the input and options are known good
@@ -208,11 +238,7 @@ def cmd_run(args) -> int:
     result = api.run(dataset, config, output=args.output, output_format=args.output_format,
                      annotated=args.annotated, report=args.report, figures=args.figures,
                      engine=args.engine, address=args.address, quiet=args.quiet or args.json)
-    summary = result.summary()
-    if args.json:
-        print(json.dumps(summary))
-    elif not args.quiet:
-        print(format_summary(summary))
+    _print_summary(args, result.summary())
     return 0
 
 

@@ -246,7 +246,8 @@ class FastEncoder:
 
 
 _FAST_LOCK = threading.Lock()
-_FAST: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple, FastEncoder]]" = weakref.WeakKeyDictionary()
+# encoder -> {(dtype, device): (weights version, FastEncoder)}; entries go with their encoder
+_FAST: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
 
 # Set to False (or CAR_SELECT_FAST_ENCODER=0) to run the Hugging Face forward everywhere (the benchmark's
 # reference and A/B switch).
@@ -263,18 +264,16 @@ def fast_encoder(encoder: torch.nn.Module, dtype: torch.dtype, device: torch.dev
     if not params:
         return None
     device = device or params[0].device
-    key = (dtype, str(device), tuple((p.data_ptr(), p._version) for p in params))
-    hit = _FAST.get(encoder)
-    if hit is not None and hit[0] == key:
-        return hit[1]
+    slot, version = (dtype, str(device)), tuple((p.data_ptr(), p._version) for p in params)
+    built = _FAST.get(encoder)
+    if built is not None and slot in built and built[slot][0] == version:
+        return built[slot][1]
     with _FAST_LOCK:  # run_batches' workers may ask at the same time: build once
-        hit = _FAST.get(encoder)
-        if hit is not None and hit[0] == key:
-            return hit[1]
-        with torch.no_grad():
-            fast = FastEncoder(encoder, dtype, device)
-        _FAST[encoder] = (key, fast)
-    return fast
+        built = _FAST.setdefault(encoder, {})
+        if slot not in built or built[slot][0] != version:
+            with torch.no_grad():
+                built[slot] = (version, FastEncoder(encoder, dtype, device))
+        return built[slot][1]
 
 
 def inference_encoder(encoder: torch.nn.Module, device: torch.device) -> FastEncoder | None:
@@ -288,6 +287,12 @@ def inference_encoder(encoder: torch.nn.Module, device: torch.device) -> FastEnc
     else:
         dtype = next(encoder.parameters()).dtype
     return fast_encoder(encoder, dtype, device)
+
+
+# On CPU a batch holds at most this many tokens whatever batch_tokens says: a batch's activations then
+# stay in cache (4,096 x 1,536 bf16 = 12 MB for MiniLM's widest layer), which measured 1.1-1.4x faster
+# than 16,384 (benchmarks/bench_pipeline.py --ab-sweep). 0 = no cap.
+CPU_MAX_BATCH_TOKENS = int(os.environ.get("CAR_SELECT_CPU_BATCH_TOKENS", "4096") or 0)
 
 
 def encode_workers(device: torch.device) -> int:
@@ -322,10 +327,13 @@ def run_batches(
 ) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
     """Yields (indices, outputs as float32 numpy arrays) batch by batch, longest texts first.
 
-    On CPU with workers > 1 (default: encode_workers()), that many batches run at once, each on one
+    On CPU a batch holds at most CPU_MAX_BATCH_TOKENS tokens (memory stays flat all the same), and with
+    workers > 1 (default: encode_workers()), that many batches run at once, each on one
     thread (torch's intra-op threads are set to 1 meanwhile and restored after); results still come
     in batch order. `fn` must then be safe to call from several threads (inference only)."""
     lengths = [len(x) for x in token_ids]
+    if device.type == "cpu" and CPU_MAX_BATCH_TOKENS:
+        batch_tokens = min(batch_tokens, CPU_MAX_BATCH_TOKENS)
     batches = length_batches(lengths, batch_tokens)
     workers = encode_workers(device) if workers is None else max(1, workers)
     workers = min(workers, len(batches))

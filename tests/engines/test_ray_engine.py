@@ -176,8 +176,7 @@ def write_shards(rows: list[dict], folder: Path, parts: int = 3) -> None:
     size = -(-len(rows) // parts)
     for p in range(parts):
         with open(folder / f"part-{p:05d}.jsonl", "w") as f:
-            for row in rows[p * size:(p + 1) * size]:
-                f.write(json.dumps(row) + "\n")
+            f.writelines(json.dumps(row) + "\n" for row in rows[p * size:(p + 1) * size])
 
 
 def read_jsonl_folder(folder: Path) -> list[dict]:

@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from conftest import shared_file
+from datapaths import shared_file
 
 
 def test_shipped_scorer_accuracy_on_the_test_split():

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import hashlib
+import inspect
 import logging
 import os
 import re
@@ -77,7 +78,7 @@ def import_ray():
     """`ray` with `ray.data`, or a one-line CarSelectError naming the extra to install."""
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError:
         raise CarSelectError(RAY_MISSING) from None
     return ray
@@ -675,8 +676,11 @@ def find_duplicates(ray, rendered, n: int) -> tuple[np.ndarray, np.ndarray]:
     the hash BAD: the first of them is raised as the run's error."""
     from ray.data.aggregate import Count, Min
 
-    partitions = max(1, min(1024, -(-n // 500_000)))
-    grouped = rendered.select_columns([GID, HASH]).groupby(HASH, num_partitions=partitions).aggregate(
+    slim = rendered.select_columns([GID, HASH])
+    # few shuffle partitions for small inputs (Ray's default, 200, costs seconds of pure overhead)
+    partitions = {"num_partitions": max(1, min(1024, -(-n // 500_000)))} \
+        if "num_partitions" in inspect.signature(slim.groupby).parameters else {}
+    grouped = slim.groupby(HASH, **partitions).aggregate(
         Count(alias_name="copies"), Min(GID, alias_name="first"))
     repeated = _collect(grouped.map_batches(_repeated, batch_size=None, batch_format="numpy"), [HASH, "first"])
     bad = repeated["first"][repeated[HASH] == BAD]
