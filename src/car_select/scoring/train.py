@@ -104,7 +104,8 @@ def _pair_texts(pairs: Sequence[PreferencePair], objective: str) -> tuple[list[s
 class _Features:
     """Pooled layer features of a text table: precomputed (frozen encoder) or computed per batch."""
 
-    def __init__(self, scorer: Scorer, texts: list[str], precompute: bool, batch_tokens: int, desc: str):
+    def __init__(self, scorer: Scorer, texts: list[str], precompute: bool, batch_tokens: int, desc: str,
+                 quiet: bool = False):
         self.scorer = scorer
         self.ids = scorer.tokenize(texts)
         self.table = None
@@ -113,7 +114,7 @@ class _Features:
 
             cfg = scorer.head_config
             self.table = torch.zeros(len(texts), cfg.num_layers, cfg.hidden_size)
-            with tqdm(total=len(texts), desc=f"encode {desc}", unit="text", leave=False) as bar:
+            with tqdm(total=len(texts), desc=f"encode {desc}", unit="text", leave=False, disable=quiet) as bar:
                 for batch, (pooled,) in run_batches(lambda i, m: (scorer.model.pooled_layers(i, m),), self.ids,
                                                     pad_id=scorer.pad_id, batch_tokens=batch_tokens,
                                                     device=scorer.device, dtype=scorer.dtype,
@@ -236,8 +237,8 @@ def train_scorer(train: Sequence[PreferencePair], valid: Sequence[PreferencePair
     valid_texts, valid_rows = _pair_texts(valid, settings.objective)
     precompute = not settings.train_encoder
     scorer.model.eval()
-    train_feats = _Features(scorer, train_texts, precompute, settings.batch_tokens, "train")
-    valid_feats = _Features(scorer, valid_texts, precompute, settings.batch_tokens, "valid")
+    train_feats = _Features(scorer, train_texts, precompute, settings.batch_tokens, "train", quiet)
+    valid_feats = _Features(scorer, valid_texts, precompute, settings.batch_tokens, "valid", quiet)
 
     # Each member starts from its own seed and keeps its own best validation epoch.
     single = replace(scorer.head_config, members=1)
