@@ -86,7 +86,8 @@ class FeatureExtractor:
         s = self.scorer
         key = f"{s.fingerprint()}-{str(s.dtype).removeprefix('torch.')}"
         if self.embedder is not None:
-            key += f"+emb-{self.embedder.fingerprint()}-{str(self.embedder.dtype).removeprefix('torch.')}"
+            # the embedder's head is unused (and random): only its encoder identifies its embeddings
+            key += f"+emb-{self.embedder.fingerprint(embedding_only=True)}-{str(self.embedder.dtype).removeprefix('torch.')}"
         return key
 
     def compute(self, segments: Segments, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:

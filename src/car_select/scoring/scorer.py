@@ -137,8 +137,11 @@ class Scorer:
         return self
 
     # ---- identity -----------------------------------------------------------------------------
-    def fingerprint(self) -> str:
-        """Changes whenever anything that affects a score or an embedding changes."""
+    def fingerprint(self, embedding_only: bool = False) -> str:
+        """Changes whenever anything that affects a score or an embedding changes. With
+        embedding_only, only what affects the embedding (encoder weights, max length) counts."""
+        if embedding_only and not self.model.train_encoder:
+            return hashlib.sha256(f"{weights_fingerprint(self.encoder_name)}-{self.max_length}".encode()).hexdigest()[:32]
         if self._fingerprint is None:
             h = hashlib.sha256()
             h.update(json.dumps({"head": self.head_config.to_dict(), "max_length": self.max_length}, sort_keys=True).encode())
