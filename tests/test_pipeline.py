@@ -75,6 +75,20 @@ def test_cache_hit_on_rerun_and_miss_on_changed_text(config):
     assert third.cache_hits == 29
 
 
+def test_warm_reselection_loads_no_model(config, monkeypatch):
+    from car_select import features
+
+    records = make_records(30)
+    first = select(records, config)
+
+    def no_model(_config):
+        raise AssertionError("the model was loaded although every text was cached")
+
+    monkeypatch.setattr(features, "load_scorer", no_model)
+    again = select(records, config.replace(n1=3))
+    assert again.cache_hits == 30 and np.array_equal(again.scores, first.scores)
+
+
 def test_cache_misses_on_a_changed_model(config, tmp_path):
     import torch
 

@@ -11,7 +11,7 @@ import numpy as np
 from .atomic import atomic_write_text
 from .config import Config
 from .formats import Dataset, read_dataset, write_subset
-from .pipeline import Progress, Selection, load_scorer, select
+from .pipeline import Progress, Selection, select
 from .records import Record
 
 
@@ -88,7 +88,7 @@ def score_records(records: Sequence[Record], config: Config | None = None, quiet
     from .features import FeatureExtractor, aggregate, segment_records
 
     config = (config or Config()).validate()
-    extractor = FeatureExtractor(load_scorer(config), config)
+    extractor = FeatureExtractor(None, config)
     cache = FeatureCache(config.resolved_cache_dir(), extractor.namespace()) if config.use_cache else None
     segments = segment_records(records)
     with Progress(quiet).bar("score", len(segments.prompts)) as tick:

@@ -17,7 +17,8 @@ from .cache import FeatureCache, text_keys
 from .config import Config
 from .records import Record
 from .render import RESPONSE_MARK, render_exchanges
-from .scoring.scorer import Scorer
+from .encode import resolve_device, resolve_precision
+from .scoring.scorer import Scorer, saved_one_pass_fingerprint
 
 ProgressFn = Callable[[int, int], None]  # (texts done, tokens done) increments
 
@@ -65,24 +66,56 @@ def aggregate(owner: np.ndarray, n: int, scores: np.ndarray, embeddings: np.ndar
     return rec_scores.astype(np.float32), emb.astype(np.float32)
 
 
-class FeatureExtractor:
-    """Turns segments into (score, embedding, token count) per segment, through the cache."""
+def load_scorer(config: Config) -> Scorer:
+    return Scorer.load(config.scorer).to(config.device, config.precision)
 
-    def __init__(self, scorer: Scorer, config: Config, embedder: Scorer | None = None):
-        self.scorer = scorer
+
+class FeatureExtractor:
+    """Turns segments into (score, embedding, token count) per segment, through the cache.
+
+    Given no scorer, it loads the configured one only when something is not cached: a saved scorer's
+    cache key comes from its files, so re-selecting from a warm cache never loads a model."""
+
+    def __init__(self, scorer: Scorer | None, config: Config, embedder: Scorer | None = None):
+        self._scorer = scorer
         self.config = config
-        # One pass when the scorer can embed like the clustering model; else a separate embedder.
-        self.embedder = None if (embedder is None and scorer.embeds_like_minilm and scorer.objective != "triplet") else (
-            embedder or Scorer.new(config.embedder or "all-MiniLM-L6-v2").eval_mode()
-        )
-        if self.embedder is not None:
-            self.embedder.to(config.device, config.precision)
+        self._embedder_arg = embedder
+        self._embedder: Scorer | None | bool = False  # False: not decided yet
+
+    @property
+    def scorer(self) -> Scorer:
+        if self._scorer is None:
+            self._scorer = load_scorer(self.config)
+        return self._scorer
+
+    @property
+    def embedder(self) -> Scorer | None:
+        """None when the scorer's own pass gives the clustering embedding; else a separate encoder."""
+        if self._embedder is False:
+            one_pass = (self._embedder_arg is None and self.scorer.embeds_like_minilm
+                        and self.scorer.objective != "triplet")
+            self._embedder = None if one_pass else (
+                self._embedder_arg or Scorer.new(self.config.embedder or "all-MiniLM-L6-v2").eval_mode())
+            if self._embedder is not None:
+                self._embedder.to(self.config.device, self.config.precision)
+        return self._embedder
+
+    def _saved_one_pass_fingerprint(self) -> str | None:
+        if self._scorer is not None or self._embedder_arg is not None or self.config.embedder:
+            return None
+        return saved_one_pass_fingerprint(self.config.scorer)
 
     @property
     def passes(self) -> int:
+        if self._saved_one_pass_fingerprint():
+            return 1
         return 1 if self.embedder is None else 2
 
     def namespace(self) -> str:
+        known = self._saved_one_pass_fingerprint()
+        if known:
+            dtype = resolve_precision(self.config.precision, resolve_device(self.config.device))
+            return f"{known}-{str(dtype).removeprefix('torch.')}"
         s = self.scorer
         key = f"{s.fingerprint()}-{str(s.dtype).removeprefix('torch.')}"
         if self.embedder is not None:
@@ -108,14 +141,14 @@ class FeatureExtractor:
         keys = text_keys(segments.texts)
         out = {
             "scores": np.zeros(m, dtype=np.float32),
-            "embeddings": np.zeros((m, self.scorer.model.head.config.hidden_size if self.embedder is None
-                                    else self.embedder.model.head.config.hidden_size), dtype=np.float32),
+            "embeddings": None,  # (m, hidden) once the width is known (from the cache or the model)
             "counts": np.zeros(m, dtype=np.int64),
         }
         found = np.zeros(m, dtype=bool)
         if cache is not None:
             found, cached = cache.lookup(keys)
             if cached is not None:
+                out["embeddings"] = np.zeros((m, cached["embeddings"].shape[1]), dtype=np.float32)
                 for name in out:
                     out[name][found] = cached[name]
         # Identical texts are computed once: map every missing key to its first occurrence.
@@ -128,6 +161,8 @@ class FeatureExtractor:
             part = todo[start:start + chunk]
             feats = self.compute(Segments([segments.prompts[i] for i in part], [segments.responses[i] for i in part],
                                           segments.owner[part]), progress)
+            if out["embeddings"] is None:
+                out["embeddings"] = np.zeros((m, feats["embeddings"].shape[1]), dtype=np.float32)
             for name in out:
                 out[name][part] = feats[name]
             if cache is not None:

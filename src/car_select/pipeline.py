@@ -14,7 +14,7 @@ from .cache import FeatureCache
 from .clustering import ClusterModel, fit_cluster_model, sample_rows
 from .config import Config, n_clusters_for
 from .errors import CarSelectError
-from .features import FeatureExtractor, aggregate, segment_records
+from .features import FeatureExtractor, aggregate, load_scorer, segment_records  # noqa: F401 (load_scorer re-exported)
 from .records import Record
 from .render import render_record
 from .scoring.scorer import Scorer
@@ -112,10 +112,6 @@ def dedupe(records: Sequence[Record]) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(duplicate_of < 0), duplicate_of
 
 
-def load_scorer(config: Config) -> Scorer:
-    return Scorer.load(config.scorer).to(config.device, config.precision)
-
-
 def cluster(embeddings: np.ndarray, config: Config) -> tuple[ClusterModel, np.ndarray, np.ndarray]:
     """Fit PCA + k-means on a bounded sample, assign every row. Returns (model, labels, reduced)."""
     n = len(embeddings)
@@ -144,8 +140,7 @@ def select(records: Sequence[Record], config: Config | None = None, *, scorer: S
     seconds["render"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    scorer = scorer or load_scorer(config)
-    extractor = FeatureExtractor(scorer, config)
+    extractor = FeatureExtractor(scorer, config)  # loads the model only if something is not cached
     cache = FeatureCache(config.resolved_cache_dir(), extractor.namespace()) if config.use_cache else None
     seconds["load_models"] = time.perf_counter() - t
 

@@ -68,7 +68,9 @@ def test_save_load_round_trip_gives_identical_scores(tiny_encoder_dir, tmp_path,
     scorer.save(tmp_path / "s")
     loaded = Scorer.load(tmp_path / "s")
     assert np.array_equal(before, loaded.score_pairs(prompts, responses))
-    assert loaded.fingerprint() == scorer.fingerprint()
+    from car_select.scoring.scorer import saved_fingerprint
+
+    assert loaded.fingerprint() == Scorer.load(tmp_path / "s").fingerprint() == saved_fingerprint(tmp_path / "s")
     assert (tmp_path / "s" / "head.safetensors").is_file()
     assert not list((tmp_path / "s").glob("*.bin")) and not list((tmp_path / "s").glob("*.pt"))
 

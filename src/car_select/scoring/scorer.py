@@ -22,6 +22,8 @@ from safetensors.torch import load_file, save_file
 
 from ..atomic import atomic_path
 from ..encode import (
+    MINILM_NAMES,
+    file_digest,
     load_encoder,
     load_tokenizer,
     resolve_device,
@@ -35,6 +37,36 @@ from .model import HeadConfig, QualityEstimator, ScoringHead
 
 FORMAT = "car-select-scorer"
 DEFAULT_SCORER_DIR = Path(__file__).resolve().parent.parent / "default_scorer"
+
+
+def saved_fingerprint(path: str | os.PathLike | None) -> str | None:
+    """A saved frozen-encoder scorer's fingerprint from its files alone (no model is loaded);
+    None for anything else (a trained encoder, an official checkpoint, no such directory)."""
+    path = Path(path) if path else DEFAULT_SCORER_DIR
+    config_file, head_file = path / "config.json", path / "head.safetensors"
+    if not (config_file.is_file() and head_file.is_file()):
+        return None
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError):
+        return None
+    if config.get("format") != FORMAT or config.get("encoder_trained"):
+        return None
+    h = hashlib.sha256()
+    h.update(json.dumps({"head": config["head"], "max_length": config.get("max_length", 256)}, sort_keys=True).encode())
+    h.update(file_digest(head_file).encode())
+    h.update(weights_fingerprint(config["encoder"]).encode())
+    return h.hexdigest()[:32]
+
+
+def saved_one_pass_fingerprint(path: str | os.PathLike | None) -> str | None:
+    """saved_fingerprint, for scorers whose pass also yields the all-MiniLM-L6-v2 embedding."""
+    fingerprint = saved_fingerprint(path)
+    if fingerprint is None:
+        return None
+    config = json.loads((Path(path) if path else DEFAULT_SCORER_DIR).joinpath("config.json").read_text())
+    one_pass = config["encoder"] in MINILM_NAMES and config["head"].get("objective") != "triplet"
+    return fingerprint if one_pass else None
 
 
 class Scorer:
@@ -127,7 +159,7 @@ class Scorer:
         state = load_file(str(path / "head.safetensors"))
         scorer.model.head.load_state_dict(state)
         scorer.meta = {k: v for k, v in config.items() if k not in ("format", "version", "encoder", "encoder_trained", "max_length", "head")}
-        scorer._source = path
+        scorer._fingerprint = saved_fingerprint(path)  # the key a cache probe computes without loading
         return scorer.eval_mode()
 
     def eval_mode(self) -> "Scorer":
@@ -160,8 +192,6 @@ class Scorer:
     @property
     def embeds_like_minilm(self) -> bool:
         """True when this scorer's frozen encoder is all-MiniLM-L6-v2, so one pass gives both outputs."""
-        from ..encode import MINILM_NAMES
-
         return self.encoder_name in MINILM_NAMES and not self.model.train_encoder
 
     # ---- inference ----------------------------------------------------------------------------
