@@ -481,14 +481,15 @@ def clustering_compare(embeddings: np.ndarray, k: int, seed: int) -> dict:
             "faiss_vs_sklearn_inertia_pct": 100.0 * (faiss_inertia - km.inertia_) / km.inertia_}
 
 
-def cached_embeddings(records, unique, segments, scorer, cache_dir: str, device: str) -> np.ndarray:
-    """The per-record embeddings car-select computed, read back from its (warm) cache."""
+def cached_embeddings(records, unique, segments, scorer_arg: str | None, cache_dir: str, device: str) -> np.ndarray:
+    """The per-record embeddings car-select computed, read back from its (warm) cache the way
+    `car-select run` reads it (same Config, no scorer object handed in)."""
     from car_select.cache import FeatureCache
     from car_select.config import Config
     from car_select.features import FeatureExtractor, aggregate
 
-    config = Config(cache_dir=cache_dir, device=device)
-    ext = FeatureExtractor(scorer, config)
+    config = Config(cache_dir=cache_dir, device=device, scorer=scorer_arg)
+    ext = FeatureExtractor(None, config)
     feats, hits = ext.extract(segments, FeatureCache(config.resolved_cache_dir(), ext.namespace()))
     if hits < len(segments.prompts):
         print(f"  note: {len(segments.prompts) - hits} texts were not in the cache and were computed",
@@ -629,7 +630,7 @@ def main(argv: list[str] | None = None) -> int:
             result["baseline"] = {"embed_sentence_transformers_one_at_a_time": st_res, "iqs_xlmr_large_fp32": iqs}
 
         if "kmeans" not in skip and "run" not in skip:
-            emb = cached_embeddings(records, unique, segments, scorer, str(tmp / "cache"), device.type)
+            emb = cached_embeddings(records, unique, segments, scorer_arg, str(tmp / "cache"), device.type)
             k = n_clusters_for(len(emb))
             print(f"baseline: sklearn PCA(0.95) + KMeans(k={k}, n_init=10) on {len(emb):,} embeddings ...", flush=True)
             result["clustering"] = clustering_compare(emb, k, 42)

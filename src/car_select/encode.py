@@ -290,8 +290,9 @@ def inference_encoder(encoder: torch.nn.Module, device: torch.device) -> FastEnc
 
 
 # On CPU a batch holds at most this many tokens whatever batch_tokens says: a batch's activations then
-# stay in cache (4,096 x 1,536 bf16 = 12 MB for MiniLM's widest layer), which measured 1.1-1.4x faster
-# than 16,384 (benchmarks/bench_pipeline.py --ab-sweep). 0 = no cap.
+# stay in cache (4,096 x 1,536 bf16 = 12 MB for MiniLM's widest layer), 1.1-1.5x faster than 16,384 in
+# benchmarks/bench_pipeline.py's A/B (2,048 was faster on a quiet machine, slower on a busy one;
+# 8,192 slower on both). CAR_SELECT_CPU_BATCH_TOKENS overrides; 0 = no cap.
 CPU_MAX_BATCH_TOKENS = int(os.environ.get("CAR_SELECT_CPU_BATCH_TOKENS", "4096") or 0)
 
 
@@ -301,8 +302,8 @@ def encode_workers(device: torch.device) -> int:
 
     Independent single-threaded batches need no synchronisation between cores, so a core that the OS
     lends to another process for a while delays only its own batch; one batch split across cores by
-    OpenMP waits at every operation for its slowest thread. On a shared machine that difference was
-    1.6-2.3x in benchmarks/bench_pipeline.py's A/B; on an idle one they are about equal."""
+    OpenMP waits at every operation for its slowest thread. In benchmarks/bench_pipeline.py's A/B on
+    2 cores: 1.7x faster on a busy machine, 1.06x on a quiet one."""
     if device.type != "cpu":
         return 1
     env = os.environ.get("CAR_SELECT_ENCODE_WORKERS")
