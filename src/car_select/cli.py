@@ -331,6 +331,9 @@ COMMANDS = {"run": cmd_run, "score": cmd_score, "train-scorer": cmd_train, "eval
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Before torch/faiss load: OpenMP threads that sleep instead of spinning while waiting keep faiss
+    # k-means 3-4x faster when the cores are shared with other work (benchmarks/README.md).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         parser = build_parser()
         args = _apply_config_file(parser, argv)
