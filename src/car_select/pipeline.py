@@ -4,7 +4,7 @@ them and reports progress. `select()` is the Python API the CLI is a thin layer 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
