@@ -22,7 +22,9 @@ from car_select.formats import read_dataset
 from car_select.records import Record
 
 REPO = Path(__file__).resolve().parents[2]
-ALPACA = REPO.parent / "shared" / "data" / "stanford-alpaca-52k" / "alpaca_data.json"
+from datapaths import SHARED_DATA  # noqa: E402
+
+ALPACA = SHARED_DATA / "stanford-alpaca-52k" / "alpaca_data.json"
 DEFAULT_SCORER = REPO / "src" / "car_select" / "default_scorer" / "config.json"
 N = 300
 DUPLICATES = [(5, 120), (17, 250), (5, 299)]  # (copied row, inserted before row): identical records

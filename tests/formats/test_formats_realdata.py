@@ -10,7 +10,7 @@ import pytest
 
 from car_select.formats import read_dataset, write_subset
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+from datapaths import SHARED_DATA as DATA  # noqa: E402
 
 pytestmark = [
     pytest.mark.realdata,
