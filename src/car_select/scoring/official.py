@@ -326,6 +326,13 @@ def _comet_max_length(config) -> int:
     return max(8, n - (4 if roberta_like else 2))
 
 
+def _mismatch(prefix: str, missing: list[str], unexpected: list[str]) -> str:
+    """'missing a, b; unexpected c' for state-dict keys under `prefix`."""
+    parts = [f"{label} {_summ([prefix + k for k in keys])}"
+             for label, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
+    return "; ".join(parts)
+
+
 def _summ(keys: list[str], limit: int = 4) -> str:
     shown = ", ".join(keys[:limit])
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
@@ -415,14 +422,8 @@ def load_official_checkpoint(
     missing = sorted(head_names - set(head_state), key=lambda k: (int(k.split(".")[0]), k))
     unexpected = sorted(set(head_state) - head_names)
     if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing {_summ([HEAD_PREFIX + k for k in missing])}")
-        if unexpected:
-            parts.append(f"unexpected {_summ([HEAD_PREFIX + k for k in unexpected])}")
-        raise CarSelectError(
-            f"{ckpt}: the estimator does not match hidden_sizes {hidden_sizes}: {'; '.join(parts)}; {expected}"
-        )
+        raise CarSelectError(f"{ckpt}: the estimator does not match hidden_sizes {hidden_sizes}: "
+                             f"{_mismatch(HEAD_PREFIX, missing, unexpected)}; {expected}")
     out_rows = head_state[f"{3 * len(hidden_sizes)}.weight"].shape[0]
     if out_rows != 1:
         raise CarSelectError(
@@ -452,14 +453,9 @@ def load_official_checkpoint(
     missing = sorted(k for k in own if k not in enc_state and not ignorable(k))
     unexpected = sorted(k for k in enc_state if k not in own and not ignorable(k))
     if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing {_summ([ENCODER_PREFIX + k for k in missing])}")
-        if unexpected:
-            parts.append(f"unexpected {_summ([ENCODER_PREFIX + k for k in unexpected])}")
         raise CarSelectError(
             f"{ckpt}: the encoder weights do not match the {getattr(config, 'model_type', '?')} architecture of "
-            f"{source!r}: {'; '.join(parts)}"
+            f"{source!r}: {_mismatch(ENCODER_PREFIX, missing, unexpected)}"
         )
     bad_shapes = [k for k in own if k in enc_state and tuple(own[k].shape) != tuple(enc_state[k].shape)]
     if bad_shapes:

@@ -39,19 +39,33 @@ FORMAT = "car-select-scorer"
 DEFAULT_SCORER_DIR = Path(__file__).resolve().parent.parent / "default_scorer"
 
 
-def saved_fingerprint(path: str | os.PathLike | None) -> str | None:
+_SETTINGS_KEYS = ("format", "version", "encoder", "encoder_trained", "max_length", "head")
+
+
+def _meta_of(config: dict) -> dict:
+    """What config.json holds beyond the scorer's own settings (training record, metrics)."""
+    return {k: v for k, v in config.items() if k not in _SETTINGS_KEYS}
+
+
+def _frozen_scorer_config(path: Path) -> dict | None:
+    """config.json of a saved scorer with a frozen encoder, else None."""
+    if not (path / "config.json").is_file() or not (path / "head.safetensors").is_file():
+        return None
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if config.get("format") != FORMAT or config.get("encoder_trained") else config
+
+
+def saved_fingerprint(path: str | os.PathLike | None, config: dict | None = None) -> str | None:
     """A saved frozen-encoder scorer's fingerprint from its files alone (no model is loaded);
     None for anything else (a trained encoder, an official checkpoint, no such directory)."""
     path = Path(path) if path else DEFAULT_SCORER_DIR
-    config_file, head_file = path / "config.json", path / "head.safetensors"
-    if not (config_file.is_file() and head_file.is_file()):
+    config = config or _frozen_scorer_config(path)
+    if config is None:
         return None
-    try:
-        config = json.loads(config_file.read_text())
-    except (OSError, ValueError):
-        return None
-    if config.get("format") != FORMAT or config.get("encoder_trained"):
-        return None
+    head_file = path / "head.safetensors"
     h = hashlib.sha256()
     h.update(json.dumps({"head": config["head"], "max_length": config.get("max_length", 256)}, sort_keys=True).encode())
     h.update(file_digest(head_file).encode())
@@ -61,12 +75,11 @@ def saved_fingerprint(path: str | os.PathLike | None) -> str | None:
 
 def saved_one_pass_fingerprint(path: str | os.PathLike | None) -> str | None:
     """saved_fingerprint, for scorers whose pass also yields the all-MiniLM-L6-v2 embedding."""
-    fingerprint = saved_fingerprint(path)
-    if fingerprint is None:
+    path = Path(path) if path else DEFAULT_SCORER_DIR
+    config = _frozen_scorer_config(path)
+    if config is None or config["encoder"] not in MINILM_NAMES or config["head"].get("objective") == "triplet":
         return None
-    config = json.loads((Path(path) if path else DEFAULT_SCORER_DIR).joinpath("config.json").read_text())
-    one_pass = config["encoder"] in MINILM_NAMES and config["head"].get("objective") != "triplet"
-    return fingerprint if one_pass else None
+    return saved_fingerprint(path, config)
 
 
 class Scorer:
@@ -135,7 +148,7 @@ class Scorer:
             self.tokenizer.save_pretrained(directory / "encoder")
         with atomic_path(directory / "config.json") as tmp:
             Path(tmp).write_text(json.dumps(config, indent=2) + "\n")
-        self.meta = {k: v for k, v in config.items() if k not in ("format", "version", "encoder", "encoder_trained", "max_length", "head")}
+        self.meta = _meta_of(config)
         self._fingerprint = None
 
     @classmethod
@@ -158,7 +171,7 @@ class Scorer:
         scorer.encoder_name = config["encoder"]
         state = load_file(str(path / "head.safetensors"))
         scorer.model.head.load_state_dict(state)
-        scorer.meta = {k: v for k, v in config.items() if k not in ("format", "version", "encoder", "encoder_trained", "max_length", "head")}
+        scorer.meta = _meta_of(config)
         scorer._fingerprint = saved_fingerprint(path)  # the key a cache probe computes without loading
         return scorer.eval_mode()
 
