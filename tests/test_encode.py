@@ -4,6 +4,7 @@ Hugging Face forward, parallel batches, and bf16 against fp32 on real Alpaca tex
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -203,6 +204,23 @@ def test_cpu_batches_are_capped(monkeypatch):
     out = list(run_batches(fn, ids, pad_id=0, batch_tokens=10_000, device=torch.device("cpu"),
                            dtype=torch.float32, workers=1))
     assert max(sizes) <= 64 and sum(len(b) for b, _ in out) == 20
+
+
+def test_a_fixed_layout_ignores_the_cap_and_the_workers(monkeypatch):
+    """What makes a retrained scorer the same bytes whatever the throughput settings."""
+    monkeypatch.setattr(enc, "CPU_MAX_BATCH_TOKENS", 64)
+    calls = []
+
+    def fn(input_ids, mask):
+        calls.append((tuple(input_ids.shape), threading.current_thread().name))
+        return (mask.sum(1),)
+
+    ids = _ids([16] * 20 + [9] * 7)
+    out = list(run_batches(fn, ids, pad_id=0, batch_tokens=160, device=torch.device("cpu"),
+                           dtype=torch.float32, workers=3, fixed_layout=True))
+    assert [b.tolist() for b, _ in out] == [b.tolist() for b in enc.length_batches([len(x) for x in ids], 160)]
+    assert calls[0][0] == (10, 16)  # 160 tokens per batch, not the 64 cap
+    assert {name for _, name in calls} == {threading.current_thread().name}  # no worker threads
 
 
 # ---- real model, real texts: bf16 against fp32 ------------------------------------------------------------

@@ -325,17 +325,25 @@ def run_batches(
     dtype: torch.dtype,
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
+    fixed_layout: bool = False,
 ) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
     """Yields (indices, outputs as float32 numpy arrays) batch by batch, longest texts first.
 
     On CPU a batch holds at most CPU_MAX_BATCH_TOKENS tokens (memory stays flat all the same), and with
     workers > 1 (default: encode_workers()), that many batches run at once, each on one
     thread (torch's intra-op threads are set to 1 meanwhile and restored after); results still come
-    in batch order. `fn` must then be safe to call from several threads (inference only)."""
+    in batch order. `fn` must then be safe to call from several threads (inference only).
+
+    fixed_layout=True ignores both throughput settings (the CPU cap, the workers): batches of exactly
+    batch_tokens, one at a time on torch's threads. Reduced-precision sums depend on the shapes they
+    are computed in, so this is what makes a scorer's training features, and hence a retrained scorer,
+    the same bytes whatever CAR_SELECT_CPU_BATCH_TOKENS / CAR_SELECT_ENCODE_WORKERS say."""
     lengths = [len(x) for x in token_ids]
-    if device.type == "cpu" and CPU_MAX_BATCH_TOKENS:
+    if device.type == "cpu" and CPU_MAX_BATCH_TOKENS and not fixed_layout:
         batch_tokens = min(batch_tokens, CPU_MAX_BATCH_TOKENS)
     batches = length_batches(lengths, batch_tokens)
+    if fixed_layout:
+        workers = 1
     workers = encode_workers(device) if workers is None else max(1, workers)
     workers = min(workers, len(batches))
 

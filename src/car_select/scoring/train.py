@@ -117,7 +117,7 @@ class _Features:
             with tqdm(total=len(texts), desc=f"encode {desc}", unit="text", leave=False, disable=quiet) as bar:
                 for batch, (pooled,) in run_batches(lambda i, m: (scorer.model.pooled_layers(i, m),), self.ids,
                                                     pad_id=scorer.pad_id, batch_tokens=batch_tokens,
-                                                    device=scorer.device, dtype=scorer.dtype,
+                                                    device=scorer.device, dtype=scorer.dtype, fixed_layout=True,
                                                     progress=lambda n, _t: bar.update(n)):
                     self.table[torch.as_tensor(batch)] = torch.from_numpy(pooled)
 
