@@ -54,7 +54,7 @@ class TrainSettings:
     layer_decay: float = 0.95  # paper
     frozen_epochs: float = 0.3  # paper: encoder frozen for the first 30% of epoch 1
     seed: int = 42
-    batch_tokens: int = 16384
+    batch_tokens: int = 16384  # the training features' batch size: part of what fixes a retrain's bytes
     device: str = "auto"
     precision: str = "auto"
 
