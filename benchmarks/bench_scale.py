@@ -32,27 +32,29 @@ RESULTS = REPO / "benchmarks" / "results"
 DIM = 384
 
 
-def vm_hwm() -> int:
-    """This process's peak resident set in bytes (VmHWM; reset by exec, so it is ours alone)."""
+def _proc_status_bytes(field: str) -> int | None:
+    """A memory field of /proc/self/status (e.g. "VmRSS") in bytes; None where unavailable."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
+    return None
+
+
+def vm_hwm() -> int:
+    """This process's peak resident set in bytes (VmHWM; reset by exec, so it is ours alone)."""
+    peak = _proc_status_bytes("VmHWM")
+    if peak is not None:
+        return peak
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def vm_rss() -> int:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return _proc_status_bytes("VmRSS") or 0
 
 
 def synthetic_embeddings(n: int, seed: int = 0, chunk: int = 65536) -> np.ndarray:

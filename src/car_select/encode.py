@@ -344,8 +344,9 @@ def run_batches(
     batches = length_batches(lengths, batch_tokens)
     if fixed_layout:
         workers = 1
-    workers = encode_workers(device) if workers is None else max(1, workers)
-    workers = min(workers, len(batches))
+    elif workers is None:
+        workers = encode_workers(device)
+    workers = min(max(1, workers), len(batches))
 
     def work(batch: np.ndarray):
         input_ids, mask = pad_batch([token_ids[i] for i in batch], pad_id)

@@ -14,7 +14,7 @@ from .cache import FeatureCache
 from .clustering import ClusterModel, fit_cluster_model, sample_rows
 from .config import Config, n_clusters_for
 from .errors import CarSelectError
-from .features import FeatureExtractor, aggregate, load_scorer, segment_records  # noqa: F401 (load_scorer re-exported)
+from .features import FeatureExtractor, aggregate, segment_records
 from .records import Record
 from .render import render_record
 from .scoring.scorer import Scorer

@@ -211,8 +211,7 @@ class _Encoder:
 
             torch.set_num_threads(threads)
         from ..cache import FeatureCache
-        from ..features import FeatureExtractor
-        from ..pipeline import load_scorer
+        from ..features import FeatureExtractor, load_scorer
 
         self.config = config
         self.extractor = FeatureExtractor(load_scorer(config), config)

@@ -172,7 +172,8 @@ class Scorer:
         state = load_file(str(path / "head.safetensors"))
         scorer.model.head.load_state_dict(state)
         scorer.meta = _meta_of(config)
-        scorer._fingerprint = saved_fingerprint(path)  # the key a cache probe computes without loading
+        if not config.get("encoder_trained"):  # the key a cache probe computes without loading
+            scorer._fingerprint = saved_fingerprint(path, config)
         return scorer.eval_mode()
 
     def eval_mode(self) -> "Scorer":
