@@ -617,28 +617,11 @@ def _add_row_ids(table, offset: int):
     return table.append_column(GID, pa.array(np.arange(offset, offset + table.num_rows, dtype=np.int64)))
 
 
-def _preimport_fsspec_http() -> None:
-    """Ray's path resolution imports fsspec's HTTP filesystem from several threads at once, and
-    treats a ModuleNotFoundError as "no HTTP filesystem". Without aiohttp that import fails every
-    time, and a thread racing another thread's failing import can get a plain ImportError ("cannot
-    import name 'HTTPFileSystem'") that fails the whole read. When the module cannot import in this
-    process anyway, mark it missing once so every later import fails the same, expected way."""
-    import sys
-
-    try:
-        import fsspec.implementations.http  # noqa: F401
-    except ModuleNotFoundError:
-        sys.modules.setdefault("fsspec.implementations.http", None)
-    except ImportError:
-        pass
-
-
 def read_with_ids(ray, fs, files: list[str], fmt: str):
     """The raw rows with a dense global id GID in input order (files in sorted path order, rows in file
     order), and the union of their columns. The read runs on the workers with ordered execution; its
     blocks stay in the object store (Ray spills them to disk when they do not fit) and get their ids
     block by block, from offsets computed on the driver out of the block row counts."""
-    _preimport_fsspec_http()
     with _ordered(ray):
         if fmt == "parquet":
             ds = ray.data.read_parquet(files, filesystem=fs, file_extensions=None)
