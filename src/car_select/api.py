@@ -10,6 +10,7 @@ import numpy as np
 
 from .atomic import atomic_write_text
 from .config import Config
+from .errors import CarSelectError
 from .formats import Dataset, read_dataset, write_subset
 from .pipeline import Progress, Selection, select
 from .records import Record
@@ -42,6 +43,20 @@ def report_data(dataset: Dataset, selection: Selection, summary: dict):
     )
 
 
+def given_scores(dataset: Dataset, config: Config, engine: str = "local"):
+    """The --score-field values (None without one); budget options the Ray engine lacks are errors."""
+    if engine == "ray":
+        used = [f"--{n.replace('_', '-')}" for n in ("budget", "fraction", "min_score", "score_field")
+                if getattr(config, n) is not None]
+        if used:
+            raise CarSelectError(f"{', '.join(used)}: not available on the Ray engine yet (use --engine local)")
+    if config.score_field is None:
+        return None
+    from .given_scores import read_score_field
+
+    return read_score_field(dataset, config.score_field)
+
+
 def run(dataset: Dataset | str, config: Config | None = None, *, output: str | None = None,
         output_format: str | None = None, annotated: str | None = None, report: str | None = None,
         figures: str | None = None, engine: str = "local", address: str | None = None,
@@ -51,12 +66,13 @@ def run(dataset: Dataset | str, config: Config | None = None, *, output: str | N
     if not isinstance(dataset, Dataset):
         dataset = read_dataset(dataset)
     progress = Progress(quiet)
+    given = given_scores(dataset, config, engine)
     if engine == "ray":
         from .engines.ray_engine import select_with_ray
 
         selection = select_with_ray(dataset.records, config, address=address, progress=progress)
     else:
-        selection = select(dataset.records, config, progress=progress)
+        selection = select(dataset.records, config, progress=progress, scores=given)
     written: dict[str, str] = {}
     t = time.perf_counter()
     if output:

@@ -22,6 +22,8 @@ RUN_EXAMPLE = """\
 example:
   car-select run alpaca_data.json -o selected.json --annotated annotated.jsonl --report report.html
   car-select run chats.jsonl -o best.jsonl --n1 500 --n2 2 --format jsonl --fields instruction=prompt,output=response
+  car-select run alpaca_data.json -o best5k.json --budget 5000           # exactly 5,000 records
+  car-select run judged.jsonl -o best.jsonl --fraction 0.02 --score-field rating --min-score 7
   car-select run shards/ -o out/ --annotated ann/ --engine ray --address auto   # folder of JSONL/Parquet shards on a Ray cluster
 """
 SCORE_EXAMPLE = """\
@@ -83,6 +85,14 @@ def build_parser() -> Parser:
     run.add_argument("--config", help="TOML file with any of these options (flags override it)")
     g = run.add_argument_group("selection (defaults are the paper's)")
     g.add_argument("--n1", type=int, default=None, help="global top records by score (1000)")
+    g.add_argument("--budget", type=int, default=None, metavar="N",
+                   help="keep exactly N records: the smallest n1 whose top-n1 plus cluster tops reach N")
+    g.add_argument("--fraction", type=float, default=None, metavar="F",
+                   help="keep round(F x records read) records, as --budget")
+    g.add_argument("--min-score", type=float, default=None, metavar="S",
+                   help="keep only records scoring at least S (before the rule)")
+    g.add_argument("--score-field", default=None, metavar="NAME",
+                   help="use this numeric field of every record as its score (no scorer; records are only embedded)")
     g.add_argument("--n2", type=int, default=None, help="top records per cluster (1)")
     g.add_argument("--clusters", type=int, default=None, help="k for k-means (int(sqrt(n/2)))")
     g.add_argument("--pca-variance", type=float, default=None, help="share of variance PCA keeps (0.95)")
@@ -215,6 +225,7 @@ def _print_summary(args, summary: dict) -> None:
 
 
 def cmd_run(args) -> int:
+    _check_budget_flags(args)
     config = config_from_args(args)
     if args.engine == "ray" and _is_sharded_input(args.input):
         if args.report or args.figures:
@@ -242,6 +253,12 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _check_budget_flags(args) -> None:
+    if getattr(args, "n1", None) is not None and (args.budget is not None or args.fraction is not None):
+        raise CarSelectError(f"--n1 and --{'budget' if args.budget is not None else 'fraction'} are exclusive: "
+                             "a budget chooses n1")
+
+
 def format_summary(s: dict) -> str:
     lines = [
         f"records read        {s['records_read']:,}",
@@ -250,9 +267,17 @@ def format_summary(s: dict) -> str:
         f"PCA components      {s['pca_components']} (explaining {s['pca_variance_explained']:.1%} of variance)",
         f"selected            {s['selected']:,} ({s['selected_top_n1']:,} top-n1 + {s['selected_cluster_top']:,} "
         f"cluster tops; {s['clusters_covered']:,} clusters covered)",
+        *([f"rule                n1 {s['n1']:,}, n2 {s['n2']:,}"
+           + (f" (the smallest n1 for a budget of {s['budget']:,})" if s.get("budget") is not None else "")
+           + (f"; {s['eligible']:,} records score at least {s['min_score']:g}" if s.get("min_score") is not None
+              else "")] if s.get("n1") is not None else []),
         f"cache hits          {s['cache_hits']:,} texts",
         "time per stage      " + ", ".join(f"{k} {v:.1f}s" for k, v in s["stage_seconds"].items()),
     ]
+    if s.get("against_random"):
+        from .value import format_comparison
+
+        lines.extend(format_comparison(s["against_random"]))
     if s.get("output"):
         lines.append(f"written             {s['output']}")
     return "\n".join(lines)
@@ -328,12 +353,34 @@ def cmd_eval(args) -> int:
 COMMANDS = {"run": cmd_run, "score": cmd_score, "train-scorer": cmd_train, "eval-scorer": cmd_eval}
 
 
+def _one_line_warnings() -> None:
+    """CarSelectWarning prints as `car-select: warning: <message>` on stderr, every time."""
+    import warnings
+
+    from .errors import CarSelectWarning
+
+    shown = warnings.showwarning
+    if getattr(shown, "car_select", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, CarSelectWarning):
+            print(f"{PROG}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    show.car_select = True
+    warnings.showwarning = show
+    warnings.simplefilter("always", CarSelectWarning)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # Before torch/faiss load: OpenMP threads that sleep instead of spinning while waiting keep faiss
     # k-means 3-4x faster when the cores are shared with other work (benchmarks/README.md).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    _one_line_warnings()
     try:
         parser = build_parser()
         args = _apply_config_file(parser, argv)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,14 @@ class Config:
     # --- selection (paper: n1=1000 global top, n2=1 per cluster) ---
     n1: int = 1000
     n2: int = 1
+    # Exactly this many records (or round(fraction x records read)): the smallest n1 that reaches it.
+    budget: int | None = None
+    fraction: float | None = None
+    min_score: float | None = None  # keep only records scoring at least this, before the rule
+    # Use this numeric field of every input record as its score (an LLM-judge rating, a reward): no scorer.
+    score_field: str | None = None
+    # The summary's "against random": the selection beside this many uniform random subsets of its size.
+    compare_seeds: int = 5
     # --- clustering (paper: PCA keeping 95% variance, k = int(sqrt(n/2)), random_state 42) ---
     clusters: int | None = None
     pca_variance: float = 0.95
@@ -50,6 +59,7 @@ class Config:
             raise CarSelectError(f"--n1 must be >= 0, got {self.n1}")
         if self.n2 < 0:
             raise CarSelectError(f"--n2 must be >= 0, got {self.n2}")
+        self._validate_budget()
         if not 0.0 < self.pca_variance <= 1.0:
             raise CarSelectError(f"--pca-variance must be in (0, 1], got {self.pca_variance}")
         if self.clusters is not None and self.clusters < 1:
@@ -67,6 +77,27 @@ class Config:
         if self.batch_tokens < 1 or self.max_length < 8:
             raise CarSelectError("batch_tokens must be >= 1 and max_length >= 8")
         return self
+
+    def _validate_budget(self) -> None:
+        """Budget, threshold, score field and comparison settings (issue 12)."""
+        def is_num(v) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+        if self.budget is not None and (not isinstance(self.budget, int) or isinstance(self.budget, bool)
+                                        or self.budget < 0):
+            raise CarSelectError(f"--budget must be an integer >= 0, got {self.budget!r}")
+        if self.fraction is not None and (not is_num(self.fraction) or not 0.0 < self.fraction <= 1.0):
+            raise CarSelectError(f"--fraction must be a number in (0, 1], got {self.fraction!r}")
+        if self.budget is not None and self.fraction is not None:
+            raise CarSelectError("--budget and --fraction are exclusive: give one")
+        if self.min_score is not None and (not is_num(self.min_score) or not math.isfinite(self.min_score)):
+            raise CarSelectError(f"--min-score must be a finite number, got {self.min_score!r}")
+        if self.score_field is not None and (not isinstance(self.score_field, str) or not self.score_field.strip()):
+            raise CarSelectError(f"--score-field must name a field, got {self.score_field!r}")
+        if self.score_field is not None and self.scorer is not None:
+            raise CarSelectError("--score-field and --scorer are exclusive: the field is the score")
+        if not isinstance(self.compare_seeds, int) or isinstance(self.compare_seeds, bool) or self.compare_seeds < 0:
+            raise CarSelectError(f"compare_seeds must be an integer >= 0, got {self.compare_seeds!r}")
 
     def resolved_cache_dir(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else default_cache_dir()

@@ -10,3 +10,8 @@ class CarSelectError(Exception):
 
     def __init__(self, message: str):
         super().__init__(" ".join(str(message).split()))  # always one line
+
+
+class CarSelectWarning(UserWarning):
+    """Something the user should know about a run that still completes (one line; the CLI prints it
+    on stderr as `car-select: warning: ...`)."""

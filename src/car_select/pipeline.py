@@ -4,6 +4,7 @@ them and reports progress. `select()` is the Python API the CLI is a thin layer 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,12 +14,12 @@ import numpy as np
 from .cache import FeatureCache
 from .clustering import ClusterModel, fit_cluster_model, sample_rows
 from .config import Config, n_clusters_for
-from .errors import CarSelectError
+from .errors import CarSelectError, CarSelectWarning
 from .features import FeatureExtractor, aggregate, segment_records
 from .records import Record
 from .render import render_record
 from .scoring.scorer import Scorer
-from .selection import car_select
+from .selection import apply_rule
 
 
 @dataclass
@@ -39,6 +40,14 @@ class Selection:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     cache_hits: int = 0
     encoder_passes: int = 1
+    # --- the rule as applied (issue 12) ---
+    n1: int | None = None  # the n1 the CaR rule used (with a budget: the smallest that reaches it)
+    n2: int | None = None
+    budget: int | None = None  # records asked for (--budget / --fraction), None for a plain n1 run
+    min_score: float | None = None
+    eligible: int = 0  # distinct records scoring at least min_score (all distinct records without it)
+    warnings: list[str] = field(default_factory=list)
+    against_random: dict | None = None  # value.compare_with_random: the selection beside random subsets
 
     @property
     def n_records(self) -> int:
@@ -60,11 +69,15 @@ class Selection:
         return out
 
     def annotations(self):
-        """One dict per input record: index, score, cluster, selected, reason (the --annotated rows)."""
+        """One dict per input record: index, score, cluster, selected, reason (the --annotated rows).
+        A duplicate's reason is "duplicate", with `duplicate_of` the index of the copy kept."""
         reasons = self.reason_per_record()
         for i in range(self.n_records):
-            yield {"index": i, "score": float(self.scores[i]), "cluster": int(self.clusters[i]),
+            row = {"index": i, "score": float(self.scores[i]), "cluster": int(self.clusters[i]),
                    "selected": reasons[i] is not None, "reason": reasons[i]}
+            if self.duplicate_of[i] >= 0:
+                row["reason"], row["duplicate_of"] = "duplicate", int(self.duplicate_of[i])
+            yield row
 
     def summary(self) -> dict:
         covered = len(np.unique(self.clusters[self.indices])) if len(self.indices) else 0
@@ -74,12 +87,17 @@ class Selection:
             "k": self.k,
             "pca_components": self.pca_components,
             "pca_variance_explained": round(self.pca_variance_explained, 4),
+            **({"n1": self.n1, "n2": self.n2} if self.n1 is not None else {}),
+            **({"budget": self.budget} if self.budget is not None else {}),
+            **({"min_score": self.min_score, "eligible": self.eligible} if self.min_score is not None else {}),
             "selected": int(len(self.indices)),
             "selected_top_n1": self.reasons.count("top_n1"),
             "selected_cluster_top": self.reasons.count("cluster_top"),
             "clusters_covered": covered,
             "cache_hits": self.cache_hits,
             "encoder_passes": self.encoder_passes,
+            **({"against_random": self.against_random} if self.against_random else {}),
+            **({"warnings": list(self.warnings)} if self.warnings else {}),
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
         }
 
@@ -126,12 +144,21 @@ def cluster(embeddings: np.ndarray, config: Config) -> tuple[ClusterModel, np.nd
 
 
 def select(records: Sequence[Record], config: Config | None = None, *, scorer: Scorer | None = None,
-           quiet: bool = True, progress: Progress | None = None) -> Selection:
-    """Run CaR on `records` and return the Selection (nothing is written)."""
+           scores: Sequence[float] | np.ndarray | None = None, quiet: bool = True,
+           progress: Progress | None = None) -> Selection:
+    """Run CaR on `records` and return the Selection (nothing is written). `scores`, one per record
+    (e.g. from `given_scores.read_score_field`), replaces the scorer: records are only embedded."""
     config = (config or Config()).validate()
     progress = progress or Progress(quiet)
     if not records:
         raise CarSelectError("the dataset has no records")
+    if config.score_field is not None and scores is None:
+        raise CarSelectError(f"score_field {config.score_field!r} needs the dataset's rows: use api.run, or pass "
+                             "scores= (car_select.given_scores.read_score_field)")
+    if scores is not None:
+        scores = np.asarray(scores, dtype=np.float64)
+        if scores.shape != (len(records),):
+            raise CarSelectError(f"scores: expected one score per record ({len(records)}), got shape {scores.shape}")
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     unique, duplicate_of = dedupe(records)
@@ -149,6 +176,8 @@ def select(records: Sequence[Record], config: Config | None = None, *, scorer: S
         feats, hits = extractor.extract(segments, cache, progress=tick)
     scores_u, emb_u = aggregate(segments.owner, len(unique), feats["scores"], feats["embeddings"],
                                 feats["counts"], config.turn_aggregate)
+    if scores is not None:  # given scores replace the scorer's (its pass gave the embedding)
+        scores_u = scores[unique].astype(np.float32)
     seconds["score_embed"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -156,7 +185,11 @@ def select(records: Sequence[Record], config: Config | None = None, *, scorer: S
     seconds["cluster"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    chosen = car_select(scores_u, labels_u, config.n1, config.n2, index=unique)
+    rule = apply_rule(scores_u, labels_u, n1=config.n1, n2=config.n2, budget=config.budget,
+                      fraction=config.fraction, min_score=config.min_score, n_records=len(records), index=unique)
+    for message in rule.warnings:
+        warnings.warn(message, CarSelectWarning, stacklevel=2)
+    chosen = rule.selection
     source = np.where(duplicate_of >= 0, duplicate_of, np.arange(len(records)))
     position = np.empty(len(records), dtype=np.int64)
     position[unique] = np.arange(len(unique))
@@ -164,9 +197,21 @@ def select(records: Sequence[Record], config: Config | None = None, *, scorer: S
     clusters = labels_u[position[source]]
     seconds["select"] = time.perf_counter() - t
 
+    against_random = None
+    if config.compare_seeds:
+        t = time.perf_counter()
+        from .value import compare_with_random, output_words
+
+        chosen_u = position[chosen.indices]
+        against_random = compare_with_random(scores_u, labels_u, reduced, output_words([records[i] for i in unique]),
+                                             chosen_u, seeds=config.compare_seeds, seed=config.seed)
+        seconds["compare"] = time.perf_counter() - t
+
     return Selection(
         indices=chosen.indices, reasons=chosen.reasons, scores=scores, clusters=clusters,
         duplicate_of=duplicate_of, reduced=reduced, unique=unique, k=model.k,
         pca_components=model.n_components, pca_variance_explained=model.explained_variance,
         inertia=model.inertia, stage_seconds=seconds, cache_hits=hits, encoder_passes=extractor.passes,
+        n1=rule.n1, n2=rule.n2, budget=rule.budget, min_score=config.min_score, eligible=rule.eligible,
+        warnings=rule.warnings, against_random=against_random,
     )

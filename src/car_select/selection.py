@@ -7,9 +7,12 @@ official script, whose per-cluster branch only ever takes one record, n2 > 1 tak
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from .errors import CarSelectError
 
 TOP_N1 = "top_n1"
 CLUSTER_TOP = "cluster_top"
@@ -112,3 +115,68 @@ def car_select_budget(scores, clusters, budget: int, n2: int, index=None) -> Bud
     keep = np.sort(tops[np.lexsort((tops, rank[tops]))[:budget]])  # by rank in cluster, then score
     chosen = order[keep]
     return BudgetResult(SelectionResult(indices=index[chosen], reasons=[CLUSTER_TOP] * len(chosen)), 0, floor, True)
+
+
+# --- the rule as a run applies it: n1 or a budget, after an optional score threshold ---------------
+
+
+@dataclass
+class RuleOutcome:
+    selection: SelectionResult
+    n1: int  # the n1 the CaR rule used (with a budget: the smallest that reaches it)
+    n2: int
+    budget: int | None  # the number of records asked for (--budget, or --fraction resolved), else None
+    floor: int  # records the rule keeps at n1 = 0 (the cluster tops among the eligible records)
+    eligible: int  # distinct records the rule chose from (those scoring at least min_score)
+    warnings: list[str] = field(default_factory=list)
+
+
+def budget_for(budget: int | None, fraction: float | None, n_records: int) -> int | None:
+    """The number of records asked for: `budget`, or round(fraction x n_records) (halves round up)."""
+    if budget is not None:
+        return int(budget)
+    if fraction is not None:
+        return int(math.floor(fraction * n_records + 0.5))
+    return None
+
+
+def apply_rule(scores, clusters, *, n1: int, n2: int, budget: int | None = None, fraction: float | None = None,
+               min_score: float | None = None, n_records: int | None = None, index=None) -> RuleOutcome:
+    """The selection step of a run, over the distinct records: keep those scoring at least `min_score`,
+    then the CaR rule with `n1`, or with the smallest n1 that gives exactly `budget` records (or
+    round(fraction x n_records), n_records = records read, duplicates included). Returns the selection,
+    the n1 used and one-line warnings (the caller shows them); user errors raise CarSelectError."""
+    scores = np.asarray(scores, dtype=np.float64)
+    clusters = np.asarray(clusters)
+    index = np.arange(len(scores)) if index is None else np.asarray(index)
+    n_distinct = len(scores)
+    n_records = n_distinct if n_records is None else n_records
+    warnings: list[str] = []
+    target = budget_for(budget, fraction, n_records)
+    if budget is not None and budget > n_distinct:
+        raise CarSelectError(f"--budget {budget:,} is more than the {n_distinct:,} distinct records in the input")
+    if fraction is not None and target > n_distinct:
+        warnings.append(f"--fraction {fraction:g} of {n_records:,} records is {target:,}, more than the "
+                        f"{n_distinct:,} distinct records: keeping all {n_distinct:,}")
+        target = n_distinct
+    keep = np.ones(n_distinct, dtype=bool) if min_score is None else scores >= min_score
+    eligible = int(keep.sum())
+    if min_score is not None and eligible == 0:
+        best = float(scores.max()) if n_distinct else float("nan")
+        raise CarSelectError(f"--min-score {min_score:g}: no record scores that high (the best scores {best:.4g})")
+    s, c, ix = scores[keep], clusters[keep], index[keep]
+    above = f" scoring at least {min_score:g}" if min_score is not None else ""
+    if target is not None:
+        if target > eligible:
+            warnings.append(f"only {eligible:,} distinct records score at least {min_score:g}, fewer than the "
+                            f"budget of {target:,}: keeping all {eligible:,}")
+            target = eligible
+        b = car_select_budget(s, c, target, n2, index=ix)
+        if b.below_floor:
+            warnings.append(f"budget {target:,} is below the {b.floor:,} cluster tops (k x n2): keeping the "
+                            f"{target:,} best cluster tops, so some clusters have no record")
+        return RuleOutcome(b.selection, b.n1, n2, target, b.floor, eligible, warnings)
+    if n1 >= eligible and eligible > 0:
+        warnings.append(f"--n1 {n1:,} is not below the {eligible:,} distinct records{above}: every one is kept "
+                        f"(use --budget N or --fraction F to keep a share)")
+    return RuleOutcome(car_select(s, c, n1, n2, index=ix), n1, n2, None, cluster_top_count(c, n2), eligible, warnings)

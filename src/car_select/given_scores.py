@@ -1,0 +1,83 @@
+"""Scores the user already has (an LLM-judge rating, a reward model's output): `--score-field NAME`.
+
+The named field of every input record becomes its score and no scorer runs; the records are only
+embedded for clustering. A dotted name (`judge.rating`) reaches into nested objects when no field has
+that literal name. Values must be numbers (CSV cells, which are text, may hold a number written out);
+a missing, empty, non-numeric or non-finite value is a one-line error naming the file, record and field.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import CarSelectError
+from .formats import Dataset
+
+_MISSING = object()
+
+
+def _lookup(row, name: str):
+    if not isinstance(row, dict):
+        return _MISSING
+    if name in row:
+        return row[name]
+    value = row
+    for part in name.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def _column(dataset: Dataset, name: str) -> list:
+    rows = getattr(dataset, "_rows", None)
+    if rows is not None:
+        return [_lookup(row, name) for row in rows]
+    table = dataset._table
+    top = name if name in table.column_names else name.split(".")[0]
+    if top not in table.column_names:
+        raise CarSelectError(f'{dataset.path}: no field "{name}" in the records (columns: '
+                             f'{", ".join(table.column_names)})')
+    values = table.column(top).to_pylist()
+    if top == name:
+        return [_MISSING if v is None else v for v in values]
+    return [_lookup({top: v}, name) for v in values]
+
+
+def to_score(value, text_ok: bool):
+    """The float a field value stands for, or None when it is not a number."""
+    if isinstance(value, bool) or value is None or value is _MISSING:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if text_ok and isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def read_score_field(dataset: Dataset, name: str) -> np.ndarray:
+    """One float per record from field `name`; CarSelectError on the first record without a number."""
+    values = _column(dataset, name)
+    text_ok = dataset.file_format == "csv"
+    out = np.empty(len(values), dtype=np.float64)
+    for i, value in enumerate(values):
+        score = to_score(value, text_ok)
+        if value is _MISSING or value is None or (isinstance(value, str) and not value.strip()):
+            raise CarSelectError(f'{dataset.path}: record {i}: score field "{name}" is missing')
+        if score is None:
+            raise CarSelectError(f'{dataset.path}: record {i}: score field "{name}" is not a number: '
+                                 f"{_short(value)}")
+        if not math.isfinite(score):
+            raise CarSelectError(f'{dataset.path}: record {i}: score field "{name}" is not finite: {value!r}')
+        out[i] = score
+    return out
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
