@@ -1,12 +1,15 @@
-"""The official (COMET / Lightning) IQS checkpoint format: write ours in that layout, load it back.
+"""The official (COMET / Lightning) IQS checkpoint format: write ours in that layout, load it back, and
+load one that the real COMET wrote (data/comet_fixture, made by scripts/make_comet_fixture.py).
 
-Everything is built offline from a tiny random encoder saved to a temp folder, with the bundled
+Everything else is built offline from a tiny random encoder saved to a temp folder, with the bundled
 all-MiniLM-L6-v2 tokenizer (a BERT WordPiece vocabulary).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +25,7 @@ from car_select.scoring.official import (
 )
 from car_select.scoring.scorer import Scorer
 
+COMET_FIXTURE = Path(__file__).parent / "data" / "comet_fixture"
 TEXTS = [
     "Instruction: Give three tips for staying healthy. Input:  Response: Eat well, sleep, exercise.",
     "Instruction: Translate 'hello' to French. Input:  Response: Bonjour.",
@@ -118,7 +122,8 @@ def test_round_trip_scores_identical(tmp_path, tokenizer_dir, kind):
         assert loaded.model.train_encoder is True
         assert loaded.objective == "regression"
         assert loaded.head_config.hidden_sizes == [24, 16]
-        assert loaded.max_length == 510  # COMET truncates at max_positions - 2
+        # COMET truncates every encoder at max_position_embeddings - 4 (its max_positions - 2)
+        assert loaded.max_length == {"bert": 508, "xlmr": 510}[kind]
         got = loaded.score_texts(TEXTS)
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(loaded.model.head.layerwise_attention.weights(),
@@ -144,6 +149,43 @@ def test_export_is_deterministic_and_reloads_to_same_weights(written, tmp_path):
     assert list(a) == list(b)
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+# ---- a checkpoint the real COMET wrote --------------------------------------------------------------
+def test_checkpoint_written_by_comet_gives_comets_scores(monkeypatch, tmp_path):
+    """unbabel-comet 2.2.7 + Lightning trained and saved a tiny CaR-style instruction_metric (random
+    2-layer XLM-R, sparsemax layer mix, avg pooling) and recorded what its own predict() scored;
+    see scripts/make_comet_fixture.py. Nothing here needs COMET installed."""
+    monkeypatch.delenv(ENCODER_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)  # hparams name the encoder folder "encoder": found beside hparams.yaml
+    expected = json.loads((COMET_FIXTURE / "expected_scores.json").read_text(encoding="utf-8"))
+    texts = expected["texts"]
+    scorer = Scorer.load(COMET_FIXTURE).to("cpu", "fp32")
+    assert scorer.meta["class_identifier"] == "instruction_metric"
+    assert scorer.max_length == 510
+    assert (scorer.model.head.layerwise_attention.weights() == 0).any()  # the mix really is sparse
+
+    # Tokens first, so that a tokenizer difference is not reported as a model one.
+    assert [ids.tolist() for ids in scorer.tokenize(texts)] == expected["input_ids"]
+    assert len(expected["input_ids"][-1]) == 510  # one text was truncated by COMET
+    np.testing.assert_allclose(scorer.score_texts(texts), expected["scores"], rtol=0, atol=1e-4)
+    alone = [scorer.score_texts([t])[0] for t in texts]  # COMET scored padded batches of 2
+    np.testing.assert_allclose(alone, expected["scores"], rtol=0, atol=1e-4)
+
+
+def test_pretrained_model_beside_the_checkpoint_is_found_from_anywhere(written, tmp_path, monkeypatch):
+    """A relative pretrained_model is looked up as COMET would (working directory), then beside
+    hparams.yaml, so a model folder that carries its encoder works wherever the process runs."""
+    scorer, out, ckpt = written
+    shutil.copytree(scorer.encoder_name, out / "my-encoder")
+    _edit_checkpoint(ckpt, lambda d: d["hyper_parameters"].update(pretrained_model="my-encoder"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    loaded = load_official_checkpoint(ckpt)
+    assert loaded.encoder_name == "my-encoder"
+    assert loaded.meta["encoder_source"] == str(out / "my-encoder")
+    np.testing.assert_allclose(loaded.score_texts(TEXTS), scorer.score_texts(TEXTS), rtol=1e-5, atol=1e-5)
 
 
 # ---- the written layout follows the official naming ---------------------------------------------------

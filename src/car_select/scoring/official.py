@@ -26,6 +26,9 @@ optionally after a per-sentence layer norm) -> average over non-padding tokens -
 QualityEstimator computes the same thing when pool is "avg", layer is "mix" and layer_norm is off (the
 CaR IQS config); a softmax mix is converted exactly (sparsemax(p) = p for any p on the simplex). Any
 other layout is refused with a one-line CarSelectError rather than scored differently.
+
+tests/scoring/data/comet_fixture is such a checkpoint written by unbabel-comet 2.2.7 itself (tiny XLM-R,
+made by scripts/make_comet_fixture.py), with the scores COMET's predict() gave; the tests reproduce them.
 """
 
 from __future__ import annotations
@@ -319,11 +322,28 @@ def _build_encoder(config) -> nn.Module:
 
 
 def _comet_max_length(config) -> int:
-    """COMET truncates at encoder.max_positions - 2: XLM-R style models report
-    max_position_embeddings - 2 (two positions are reserved for the padding offset), BERT the full size."""
+    """COMET truncates at encoder.max_positions - 2, and every COMET 2.x encoder (BERT included: they all
+    inherit BERTEncoder's) reports max_positions = max_position_embeddings - 2: 510 tokens for XLM-R's
+    514 positions, 508 for BERT's 512."""
     n = int(getattr(config, "max_position_embeddings", 514) or 514)
-    roberta_like = getattr(config, "model_type", "") in ("xlm-roberta", "xlm-roberta-xl", "roberta", "camembert")
-    return max(8, n - (4 if roberta_like else 2))
+    return max(8, n - 4)
+
+
+def _local_pretrained(pretrained: str, ckpt: Path) -> str:
+    """`pretrained_model` as COMET would find it, or the same name in the model's own folder.
+
+    COMET hands pretrained_model to transformers as is: a hub id, or a folder relative to the working
+    directory. A model folder that carries its encoder's config and tokenizer beside hparams.yaml (as
+    tests/scoring/data/comet_fixture does) is only self-contained if that name is also looked up there,
+    wherever the process runs; an existing path keeps COMET's meaning.
+    """
+    if Path(pretrained).is_absolute() or Path(pretrained).exists():
+        return pretrained
+    for folder in (ckpt.parent, ckpt.parent.parent):  # where find_hparams looks; COMET: parents[1]
+        candidate = folder / pretrained
+        if candidate.is_dir():
+            return str(candidate)
+    return pretrained
 
 
 def _mismatch(prefix: str, missing: list[str], unexpected: list[str]) -> str:
@@ -347,8 +367,9 @@ def load_official_checkpoint(
 
     The encoder's architecture and tokenizer come from `encoder`, else the CAR_SELECT_OFFICIAL_ENCODER
     environment variable, else the checkpoint's `pretrained_model` (a Hugging Face id such as
-    xlm-roberta-large: needs the network once, or a local folder). Its weights always come from the
-    checkpoint. `max_length` defaults to COMET's truncation length (510 tokens for XLM-R).
+    xlm-roberta-large: needs the network once, or a local folder, looked up in the working directory and
+    then beside the checkpoint and its hparams.yaml). Its weights always come from the checkpoint.
+    `max_length` defaults to COMET's truncation length (510 tokens for XLM-R).
     """
     ckpt = find_checkpoint(path)
     yaml_path = find_hparams(ckpt)
@@ -431,7 +452,7 @@ def load_official_checkpoint(
         )
 
     # -- encoder
-    source = str(encoder) if encoder else os.environ.get(ENCODER_ENV) or pretrained
+    source = str(encoder) if encoder else os.environ.get(ENCODER_ENV) or _local_pretrained(pretrained, ckpt)
     config, tokenizer = _load_encoder_parts(source, str(ckpt))
     hidden = int(config.hidden_size)
     num_layers = int(config.num_hidden_layers) + 1
