@@ -484,13 +484,13 @@ def clustering_compare(embeddings: np.ndarray, k: int, seed: int) -> dict:
 def cached_embeddings(records, unique, segments, scorer_arg: str | None, cache_dir: str, device: str) -> np.ndarray:
     """The per-record embeddings car-select computed, read back from its (warm) cache the way
     `car-select run` reads it (same Config, no scorer object handed in)."""
-    from car_select.cache import FeatureCache
+    from car_select.cache import open_cache
     from car_select.config import Config
     from car_select.features import FeatureExtractor, aggregate
 
     config = Config(cache_dir=cache_dir, device=device, scorer=scorer_arg)
     ext = FeatureExtractor(None, config)
-    feats, hits = ext.extract(segments, FeatureCache(config.resolved_cache_dir(), ext.namespace()))
+    feats, hits = ext.extract(segments, open_cache(config, ext))
     if hits < len(segments.prompts):
         print(f"  note: {len(segments.prompts) - hits} texts were not in the cache and were computed",
               file=sys.stderr)

@@ -12,6 +12,8 @@ from .atomic import atomic_write_text
 from .config import Config
 from .errors import CarSelectError
 from .formats import Dataset, read_dataset, write_subset
+from .formats import output_format as output_format_of
+from .outputs import RunOutputs
 from .pipeline import Progress, Selection, select
 from .records import Record
 
@@ -57,55 +59,87 @@ def given_scores(dataset: Dataset, config: Config, engine: str = "local"):
     return read_score_field(dataset, config.score_field)
 
 
+FIGURE_NAMES = ("cluster_map.png", "score_hist.png", "vs_random.png")
+
+
+def plan_outputs(dataset: Dataset, *, output: str | None = None, output_format: str | None = None,
+                 annotated: str | None = None, report: str | None = None, figures: str | None = None,
+                 overwrite: bool = True, cli: bool = False) -> RunOutputs:
+    """Every output of a run, checked against the input and each other (as files) before any work.
+    Errors name the API argument, or the flag when `cli` is true."""
+    def label(name: str) -> str:
+        return f"--{name}" if cli else f"{name}="
+
+    outs = RunOutputs(inputs=[("input", dataset.path)], overwrite=overwrite)
+    if output:
+        fmt = output_format_of(dataset, output, output_format)
+        outs.add(label("output"), output, kind="dir" if fmt == "hf" else "file")
+    outs.add(label("annotated"), annotated)
+    outs.add(label("report"), report)
+    outs.add(label("figures"), figures, kind="files", names=FIGURE_NAMES)
+    return outs.check()
+
+
 def run(dataset: Dataset | str, config: Config | None = None, *, output: str | None = None,
         output_format: str | None = None, annotated: str | None = None, report: str | None = None,
         figures: str | None = None, engine: str = "local", address: str | None = None,
-        quiet: bool = True) -> RunResult:
-    """Select from a dataset (a Dataset or a path) and write whatever outputs are asked for."""
+        quiet: bool = True, overwrite: bool = True, outputs: RunOutputs | None = None) -> RunResult:
+    """Select from a dataset (a Dataset or a path) and write whatever outputs are asked for. Every
+    output is written to a temporary sibling and all are moved into place together at the end: an
+    error or interrupt part-way changes no existing file. `overwrite=False` refuses existing outputs."""
     config = (config or Config()).validate()
+    if engine not in ("local", "ray"):
+        raise CarSelectError(f"engine must be 'local' or 'ray', got {engine!r}")
     if not isinstance(dataset, Dataset):
         dataset = read_dataset(dataset)
+    if outputs is None:
+        outputs = plan_outputs(dataset, output=output, output_format=output_format, annotated=annotated,
+                               report=report, figures=figures, overwrite=overwrite)
+    by_label = {o.label.strip("-=").rstrip("="): o for o in outputs.outputs}
     progress = Progress(quiet)
     given = given_scores(dataset, config, engine)
-    if engine == "ray":
-        from .engines.ray_engine import select_with_ray
+    with outputs.transaction():
+        if engine == "ray":
+            from .engines.ray_engine import select_with_ray
 
-        selection = select_with_ray(dataset.records, config, address=address, progress=progress)
-    else:
-        selection = select(dataset.records, config, progress=progress, scores=given)
-    written: dict[str, str] = {}
-    t = time.perf_counter()
-    if output:
-        write_subset(dataset, selection.indices, output, output_format)
-        written["output"] = str(output)
-    if annotated:
-        write_annotated(selection, annotated)
-        written["annotated"] = str(annotated)
-    selection.stage_seconds["write"] = time.perf_counter() - t
-    if report or figures:
+            selection = select_with_ray(dataset.records, config, address=address, progress=progress)
+        else:
+            selection = select(dataset.records, config, progress=progress, scores=given)
+        written: dict[str, str] = {}
         t = time.perf_counter()
-        from .report import write_figures, write_report
+        if "output" in by_label:
+            out = by_label["output"]
+            write_subset(dataset, selection.indices, outputs.temp(out),
+                         output_format_of(dataset, out.path, output_format))
+            written["output"] = out.path
+        if "annotated" in by_label:
+            write_annotated(selection, outputs.temp(by_label["annotated"]))
+            written["annotated"] = by_label["annotated"].path
+        selection.stage_seconds["write"] = time.perf_counter() - t
+        if "report" in by_label or "figures" in by_label:
+            t = time.perf_counter()
+            from .report import write_figures, write_report
 
-        data = report_data(dataset, selection, {**selection.summary(), "input": dataset.path,
-                                                "scorer": config.scorer or "default"})
-        if report:
-            write_report(report, data, seed=config.seed)
-            written["report"] = str(report)
-        if figures:
-            write_figures(figures, data, seed=config.seed)
-            written["figures"] = str(figures)
-        selection.stage_seconds["report"] = time.perf_counter() - t
+            data = report_data(dataset, selection, {**selection.summary(), "input": dataset.path,
+                                                    "scorer": config.scorer or "default"})
+            if "report" in by_label:
+                write_report(outputs.temp(by_label["report"]), data, seed=config.seed)
+                written["report"] = by_label["report"].path
+            if "figures" in by_label:
+                write_figures(outputs.temp(by_label["figures"]), data, seed=config.seed)
+                written["figures"] = by_label["figures"].path
+            selection.stage_seconds["report"] = time.perf_counter() - t
     return RunResult(selection, written)
 
 
 def score_records(records: Sequence[Record], config: Config | None = None, quiet: bool = True) -> np.ndarray:
     """Quality score per record (multi-turn records aggregate their exchanges)."""
-    from .cache import FeatureCache
+    from .cache import open_cache
     from .features import FeatureExtractor, aggregate, segment_records
 
     config = (config or Config()).validate()
     extractor = FeatureExtractor(None, config)
-    cache = FeatureCache(config.resolved_cache_dir(), extractor.namespace()) if config.use_cache else None
+    cache = open_cache(config, extractor)
     segments = segment_records(records)
     with Progress(quiet).bar("score", len(segments.prompts)) as tick:
         feats, _ = extractor.extract(segments, cache, progress=tick)
@@ -115,8 +149,12 @@ def score_records(records: Sequence[Record], config: Config | None = None, quiet
 
 
 def score_dataset(dataset: Dataset, config: Config | None = None, *, output: str, output_format: str | None = None,
-                  quiet: bool = True) -> np.ndarray:
-    scores = score_records(dataset.records, config, quiet)
-    write_subset(dataset, range(len(dataset.records)), output, output_format,
-                 add_columns={"score": [float(s) for s in scores]})
+                  quiet: bool = True, overwrite: bool = True, outputs: RunOutputs | None = None) -> np.ndarray:
+    if outputs is None:
+        outputs = plan_outputs(dataset, output=output, output_format=output_format, overwrite=overwrite)
+    with outputs.transaction():
+        scores = score_records(dataset.records, config, quiet)
+        write_subset(dataset, range(len(dataset.records)), outputs.temp(outputs.outputs[0]),
+                     output_format_of(dataset, output, output_format),
+                     add_columns={"score": [float(s) for s in scores]})
     return scores

@@ -36,6 +36,12 @@ example (reproduces the shipped default scorer):
       --valid ../shared/data/car-expert-revised/expert-revised/APE_score_valid.csv -o my-scorer --seed 42
   car-select train-scorer --train prefs.jsonl --valid prefs_valid.jsonl -o comet --objective triplet
 """
+CACHE_EXAMPLE = """\
+example:
+  car-select cache info                        # namespaces, shards, rows, bytes
+  car-select cache prune                       # unreadable shards, killed runs' temporaries, old formats
+  car-select cache prune --older-than 30       # also namespaces not written for 30 days
+"""
 EVAL_EXAMPLE = """\
 example:
   car-select eval-scorer --test ../shared/data/car-expert-revised/expert-revised/APE_score_test.csv --json
@@ -142,6 +148,16 @@ def build_parser() -> Parser:
     train.add_argument("--overwrite", action="store_true")
     train.add_argument("-q", "--quiet", action="store_true")
 
+    cache = sub.add_parser("cache", help="inspect or prune the feature cache", epilog=CACHE_EXAMPLE,
+                           formatter_class=_formatter)
+    cache.add_argument("action", choices=["info", "prune"])
+    cache.add_argument("--cache-dir", help="feature cache folder (default: ~/.cache/car-select)")
+    cache.add_argument("--all", action="store_true", help="prune: remove every namespace")
+    cache.add_argument("--older-than", type=float, default=None, metavar="DAYS",
+                       help="prune: remove namespaces not written for this many days")
+    cache.add_argument("--dry-run", action="store_true", help="prune: list what would be removed")
+    cache.add_argument("--json", action="store_true")
+
     ev = sub.add_parser("eval-scorer", help="pairwise accuracy of a scorer on test pairs", epilog=EVAL_EXAMPLE,
                         formatter_class=_formatter)
     ev.add_argument("--test", required=True)
@@ -165,17 +181,43 @@ def _load_toml(path: str) -> dict:
     return {k.replace("-", "_"): v for k, v in data.items()}
 
 
+def _config_tokens(parser: Parser, command: str, path: str, settings: dict) -> list[str]:
+    """A TOML file's settings as the flags they stand for, so they get exactly the flags' type and
+    choice checks (and flags given on the command line, parsed later, override them)."""
+    sub = parser._subparsers._group_actions[0].choices[command]
+    actions = {a.dest: a for a in sub._actions if a.option_strings}
+    tokens: list[str] = []
+    for key, value in settings.items():
+        action = actions.get(key)
+        if action is None or key in ("config", "help"):
+            raise CarSelectError(f'{path}: unknown option "{key}"')
+        flag = max(action.option_strings, key=len)
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            if not isinstance(value, bool):
+                raise CarSelectError(f"{path}: {key} must be true or false, got {value!r}")
+            if value == isinstance(action, argparse._StoreTrueAction):
+                tokens.append(flag)
+            continue
+        if isinstance(value, (dict, list)) or isinstance(value, bool) and action.type is not None:
+            raise CarSelectError(f"{path}: {key} = {value!r}: expected a single {getattr(action.type, '__name__', 'string')}")
+        if isinstance(value, float) and action.type is int:
+            raise CarSelectError(f"{path}: {key} must be an integer, got {value!r}")
+        if isinstance(value, bool):
+            value = str(value).lower()
+        tokens.append(f"{flag}={value}")
+    return tokens
+
+
 def _apply_config_file(parser: Parser, argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if getattr(args, "config", None):
         settings = _load_toml(args.config)
-        known = set(vars(args))
-        for key in settings:
-            if key not in known or key in ("command", "config", "input"):
-                raise CarSelectError(f'{args.config}: unknown option "{key}"')
-        sub = parser._subparsers._group_actions[0].choices[args.command]
-        sub.set_defaults(**settings)
-        args = parser.parse_args(argv)
+        tokens = _config_tokens(parser, args.command, args.config, settings)
+        at = argv.index(args.command) + 1
+        try:
+            args = parser.parse_args(argv[:at] + tokens + argv[at:])
+        except CarSelectError as e:
+            raise CarSelectError(f"{args.config}: {e}") from None
     return args
 
 
@@ -184,7 +226,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
     changes = {name: getattr(args, name) for name in Config.field_names() if getattr(args, name, None) is not None}
     if getattr(args, "no_cache", False):
         changes["use_cache"] = False
-    return Config(**changes).validate()
+    config = Config(**changes)
+    config._cli_names = True  # its errors name flags, not API arguments
+    return config.validate()
 
 
 def _read(args):
@@ -194,18 +238,11 @@ def _read(args):
                         fields=parse_fields(args.fields) if args.fields else None)
 
 
-def _check_outputs(args, dataset, extra_paths=()) -> None:
-    from .atomic import check_writable
-    from .formats import output_format
+def _plan(args, dataset, **extra):
+    from .api import plan_outputs
 
-    check_writable(args.output, overwrite=args.overwrite,
-                   directory=output_format(dataset, args.output, args.output_format) == "hf")
-    for path in extra_paths:
-        if path:
-            check_writable(path, overwrite=args.overwrite)
-    outs = [os.path.abspath(p) for p in (args.output, *extra_paths) if p]
-    if os.path.abspath(args.input) in outs:
-        raise CarSelectError(f"cannot write {args.input}: it is the input file")
+    return plan_outputs(dataset, output=args.output, output_format=args.output_format,
+                        overwrite=args.overwrite, cli=True, **extra)
 
 
 def _is_sharded_input(path: str) -> bool:
@@ -227,6 +264,7 @@ def _print_summary(args, summary: dict) -> None:
 def cmd_run(args) -> int:
     _check_budget_flags(args)
     config = config_from_args(args)
+    quiet = args.quiet or args.json
     if args.engine == "ray" and _is_sharded_input(args.input):
         if args.report or args.figures:
             raise CarSelectError("--report and --figures are not available for sharded input on the Ray engine")
@@ -238,17 +276,15 @@ def cmd_run(args) -> int:
                                 file_format=args.file_format, schema=args.schema,
                                 fields=parse_fields(args.fields) if args.fields else None,
                                 output_format=args.output_format, overwrite=args.overwrite,
-                                progress=Progress(args.quiet or args.json))
+                                progress=Progress(quiet), cli=True)
         _print_summary(args, summary)
         return 0
     dataset = _read(args)
-    _check_outputs(args, dataset, (args.annotated, args.report))
+    outputs = _plan(args, dataset, annotated=args.annotated, report=args.report, figures=args.figures)
     from . import api  # heavy (torch, transformers): only once the input and options are known good
-    if args.figures:
-        Path(args.figures).mkdir(parents=True, exist_ok=True)
-    result = api.run(dataset, config, output=args.output, output_format=args.output_format,
-                     annotated=args.annotated, report=args.report, figures=args.figures,
-                     engine=args.engine, address=args.address, quiet=args.quiet or args.json)
+
+    result = api.run(dataset, config, output_format=args.output_format, engine=args.engine,
+                     address=args.address, quiet=quiet, outputs=outputs)
     _print_summary(args, result.summary())
     return 0
 
@@ -286,9 +322,11 @@ def format_summary(s: dict) -> str:
 def cmd_score(args) -> int:
     config = config_from_args(args)
     dataset = _read(args)
-    _check_outputs(args, dataset)
+    outputs = _plan(args, dataset)
     from . import api
-    api.score_dataset(dataset, config, output=args.output, output_format=args.output_format, quiet=args.quiet)
+
+    api.score_dataset(dataset, config, output=args.output, output_format=args.output_format, quiet=args.quiet,
+                      outputs=outputs)
     return 0
 
 
@@ -350,7 +388,33 @@ def cmd_eval(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "score": cmd_score, "train-scorer": cmd_train, "eval-scorer": cmd_eval}
+def cmd_cache(args) -> int:
+    from .cache import cache_info, prune_cache
+
+    root = Path(args.cache_dir) if args.cache_dir else Config().resolved_cache_dir()
+    if args.action == "info":
+        info = cache_info(root)
+        if args.json:
+            print(json.dumps({"cache_dir": str(root), "namespaces": info}))
+        else:
+            print(f"cache {root}: {len(info)} namespace(s)")
+            for ns in info:
+                print(f"  {ns['namespace']}  {ns['shards']} shards, {ns['rows']:,} rows, {ns['bytes'] / 2**20:.1f} MiB"
+                      + (f", {ns['unreadable_shards']} unreadable" if ns["unreadable_shards"] else "")
+                      + ("" if ns["current_format"] else ", old format"))
+        return 0
+    if args.older_than is not None and args.older_than < 0:
+        raise CarSelectError(f"--older-than must be >= 0, got {args.older_than}")
+    removed = prune_cache(root, everything=args.all, older_than_days=args.older_than, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps({"cache_dir": str(root), "removed": removed, "dry_run": args.dry_run}))
+    else:
+        for path in removed:
+            print(("would remove " if args.dry_run else "removed ") + path)
+    return 0
+
+
+COMMANDS = {"cache": cmd_cache, "run": cmd_run, "score": cmd_score, "train-scorer": cmd_train, "eval-scorer": cmd_eval}
 
 
 def _one_line_warnings() -> None:

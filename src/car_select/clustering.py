@@ -53,6 +53,12 @@ def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
 
 
 def fit_pca(x: np.ndarray, variance: float, seed: int):
+    if len(x) < 2 or not np.ptp(x, axis=0).any():
+        # one row (or identical rows) has no variance to explain: keep one axis, which explains all of
+        # it (sklearn would return nan ratios here)
+        components = np.zeros((1, x.shape[1]), dtype=np.float32)
+        components[0, 0] = 1.0
+        return x.mean(axis=0).astype(np.float32), components, 1.0
     from sklearn.decomposition import PCA
 
     pca = PCA(n_components=variance if variance < 1.0 else None, random_state=seed, svd_solver="full")

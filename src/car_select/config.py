@@ -54,28 +54,63 @@ class Config:
     # --- multi-turn: how per-turn scores become one conversation score ---
     turn_aggregate: str = "mean"
 
-    def validate(self, n_records: int | None = None) -> "Config":
+    def validate(self, n_records: int | None = None, *, cli: bool = False) -> "Config":
+        """Raise a one-line CarSelectError for any bad setting. Messages name the API argument
+        (`n1`), or the flag (`--n1`) when `cli` is true."""
+
+        cli = cli or getattr(self, "_cli_names", False)  # set by the CLI: its later checks name flags too
+
+        def name(field: str) -> str:
+            return "--" + CLI_FLAGS.get(field, field.replace("_", "-")) if cli else field
+
+        def fail(field: str, message: str) -> CarSelectError:
+            return CarSelectError(f"{name(field)} {message}")
+
+        for f in dataclasses.fields(self):  # wrong types (an API call, a TOML file) are user errors
+            value, kinds = getattr(self, f.name), _TYPES.get(f.name)
+            if kinds is None:
+                continue
+            ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+            if not ok:
+                want = " or ".join("None" if k is type(None) else k.__name__ for k in kinds)
+                raise fail(f.name, f"must be {want}, got {type(value).__name__} {value!r}")
         if self.n1 < 0:
-            raise CarSelectError(f"--n1 must be >= 0, got {self.n1}")
+            raise fail("n1", f"must be >= 0, got {self.n1}")
         if self.n2 < 0:
-            raise CarSelectError(f"--n2 must be >= 0, got {self.n2}")
+            raise fail("n2", f"must be >= 0, got {self.n2}")
+        if self.n1 == 0 and self.n2 == 0:
+            raise CarSelectError(f"{name('n1')} 0 and {name('n2')} 0 select nothing; keep at least one above 0")
         self._validate_budget()
         if not 0.0 < self.pca_variance <= 1.0:
-            raise CarSelectError(f"--pca-variance must be in (0, 1], got {self.pca_variance}")
+            raise fail("pca_variance", f"must be in (0, 1], got {self.pca_variance}")
         if self.clusters is not None and self.clusters < 1:
-            raise CarSelectError(f"--clusters must be >= 1, got {self.clusters}")
+            raise fail("clusters", f"must be >= 1, got {self.clusters}")
+        if not 0 <= self.seed < 2**32:
+            raise fail("seed", f"must be between 0 and 2**32 - 1, got {self.seed}")
+        if self.fit_sample < 1:
+            raise fail("fit_sample", f"must be >= 1, got {self.fit_sample}")
+        if self.kmeans_n_init < 1:
+            raise fail("kmeans_n_init", f"must be >= 1, got {self.kmeans_n_init}")
         if n_records is not None and self.clusters is not None and self.clusters > n_records:
             raise CarSelectError(
-                f"--clusters {self.clusters} is more than the {n_records} distinct records in the input"
+                f"{name('clusters')} {self.clusters} is more than the {n_records} distinct records in the input"
             )
+        if n_records is not None:
+            k = self.clusters or n_clusters_for(n_records)
+            if k > min(self.fit_sample, n_records):
+                raise CarSelectError(f"{name('fit_sample')} {self.fit_sample} is below the {k} clusters to fit; "
+                                     f"use at least {k}")
         if self.kmeans_backend not in ("faiss", "sklearn"):
-            raise CarSelectError(f"kmeans_backend must be 'faiss' or 'sklearn', got {self.kmeans_backend!r}")
+            raise fail("kmeans_backend", f"must be 'faiss' or 'sklearn', got {self.kmeans_backend!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
-            raise CarSelectError(f"--precision must be auto, bf16 or fp32, got {self.precision!r}")
+            raise fail("precision", f"must be auto, bf16 or fp32, got {self.precision!r}")
         if self.turn_aggregate not in ("mean", "min", "last"):
-            raise CarSelectError(f"turn_aggregate must be mean, min or last, got {self.turn_aggregate!r}")
-        if self.batch_tokens < 1 or self.max_length < 8:
-            raise CarSelectError("batch_tokens must be >= 1 and max_length >= 8")
+            raise fail("turn_aggregate", f"must be mean, min or last, got {self.turn_aggregate!r}")
+        if self.batch_tokens < 1:
+            raise fail("batch_tokens", f"must be >= 1, got {self.batch_tokens}")
+        if self.max_length < 8:
+            raise fail("max_length", f"must be >= 8, got {self.max_length}")
+        check_device(self.device, name("device"))
         return self
 
     def _validate_budget(self) -> None:
@@ -108,6 +143,36 @@ class Config:
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
+
+
+# flags whose name is not the field's (`--kmeans` sets kmeans_backend)
+CLI_FLAGS = {"kmeans_backend": "kmeans", "use_cache": "no-cache"}
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "n1": (int,), "n2": (int,), "clusters": (int, type(None)), "pca_variance": (float, int), "seed": (int,),
+    "kmeans_backend": (str,), "kmeans_n_init": (int,), "fit_sample": (int,), "scorer": (str, type(None)),
+    "embedder": (str, type(None)), "max_length": (int,), "batch_tokens": (int,), "precision": (str,),
+    "device": (str,), "cache_dir": (str, type(None)), "use_cache": (bool,), "turn_aggregate": (str,),
+}
+
+
+def check_device(device: str, option: str = "device") -> None:
+    """auto, cpu, cuda or cuda:N; asking for CUDA where torch sees none is a one-line error."""
+    import re
+
+    if device in ("auto", "cpu"):
+        return
+    m = re.fullmatch(r"cuda(?::(\d+))?", device)
+    if not m:
+        raise CarSelectError(f"{option} must be auto, cpu, cuda or cuda:N, got {device!r}")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise CarSelectError(f"{option} {device}: CUDA is not available on this machine (use --device cpu or auto)"
+                             if option.startswith("--") else
+                             f"{option}={device!r}: CUDA is not available on this machine (use 'cpu' or 'auto')")
+    if m.group(1) is not None and int(m.group(1)) >= torch.cuda.device_count():
+        raise CarSelectError(f"{option} {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
 def n_clusters_for(n: int) -> int:

@@ -92,10 +92,16 @@ def connect(address: str | None = None, runtime_env: dict | None = None):
         kwargs: dict[str, Any] = {"logging_level": logging.WARNING}
         if runtime_env:
             kwargs["runtime_env"] = runtime_env
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(include_dashboard=False, **kwargs)
+        try:
+            if address:
+                ray.init(address=address, **kwargs)
+            else:
+                ray.init(include_dashboard=False, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+            # no cluster at `address`, a malformed address, a cluster that does not answer
+            reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+            raise CarSelectError(f"cannot connect to the Ray cluster at {address or 'a new local cluster'}: "
+                                 f"{reason}") from None
     return ray
 
 
@@ -210,12 +216,12 @@ class _Encoder:
             import torch
 
             torch.set_num_threads(threads)
-        from ..cache import FeatureCache
+        from ..cache import open_cache
         from ..features import FeatureExtractor, load_scorer
 
         self.config = config
         self.extractor = FeatureExtractor(load_scorer(config), config)
-        self.cache = FeatureCache(config.resolved_cache_dir(), self.extractor.namespace()) if config.use_cache else None
+        self.cache = open_cache(config, self.extractor)
 
     def __call__(self, batch) -> dict[str, np.ndarray]:
         from ..features import Segments, aggregate
@@ -697,26 +703,35 @@ def _annotations(batch: dict, gids: np.ndarray, reasons: np.ndarray):
                      "selected": pa.array(hit, pa.bool_()), "reason": pa.array(reason, pa.string())})
 
 
-def _output_location(path: str | os.PathLike, overwrite: bool):
+def _plan_outputs(input_path, output_dir, annotated_dir, overwrite: bool, cli: bool):
+    """The run's output folders, checked against the input and each other as files before any work;
+    written to temporary sibling folders and committed together at the end (never deleting an old
+    folder before its replacement is complete). Remote URIs are written in place and must not exist."""
     import pyarrow.fs as pafs
 
-    path = os.fspath(path)
-    if "://" in path:
-        try:
-            fs, where = pafs.FileSystem.from_uri(path)
-        except Exception as exc:
-            raise CarSelectError(f"{path}: cannot open this filesystem: {exc}") from None
-    else:
-        fs, where = pafs.LocalFileSystem(), os.path.abspath(path)
-    info = fs.get_file_info(where)
-    if info.type == pafs.FileType.File:
-        raise CarSelectError(f"cannot write {path}: it is a file (the Ray engine writes a folder of shards)")
-    if info.type == pafs.FileType.Directory and fs.get_file_info(pafs.FileSelector(where)):
-        if not overwrite:
-            raise CarSelectError(f"cannot write {path}: it already exists and is not empty "
-                                 "(pass --overwrite to replace it)")
-        fs.delete_dir_contents(where)
-    return fs, where
+    from ..outputs import RunOutputs
+
+    def label(name: str) -> str:
+        return f"--{name}" if cli else f"{name}="
+
+    inputs = [input_path] if isinstance(input_path, (str, os.PathLike)) else list(input_path)
+    outs = RunOutputs(inputs=[("input", os.fspath(p)) for p in inputs], overwrite=overwrite)
+    remote = []
+    for name, path in (("output", output_dir), ("annotated", annotated_dir)):
+        if path is None:
+            continue
+        path = os.fspath(path)
+        if "://" in path:
+            try:
+                fs, where = pafs.FileSystem.from_uri(path)
+            except Exception as exc:
+                raise CarSelectError(f"{label(name)} {path}: cannot open this filesystem: {exc}") from None
+            if fs.get_file_info(where).type != pafs.FileType.NotFound:
+                raise CarSelectError(f"{label(name)} {path}: already exists; a remote output must be a new path")
+            remote.append((name, fs, where))
+        else:
+            outs.add(label(name), path, kind="dir")
+    return outs.check(), remote
 
 
 def run_ray_files(input_path_or_glob: str | os.PathLike | Sequence[str], output_dir: str | os.PathLike,
@@ -725,13 +740,15 @@ def run_ray_files(input_path_or_glob: str | os.PathLike | Sequence[str], output_
                   schema: str | None = None, fields: Mapping[str, str] | None = None,
                   output_format: str | None = None, overwrite: bool = False, actors: int | None = None,
                   batch_size: int = ENCODE_BATCH, rows_per_shard: int = 100_000, progress=None,
-                  runtime_env: dict | None = None) -> dict:
+                  runtime_env: dict | None = None, cli: bool = False) -> dict:
     """Select from JSON Lines / JSON / Parquet files (a file, a folder of shards, a glob, or a list;
     local or any pyarrow filesystem URI) on a Ray cluster. Writes the selected records, exactly as
     read, as shards under `output_dir` (JSON Lines for JSON input, else Parquet; `output_format`
     "jsonl"/"json"/"parquet" overrides), in selection order (best score first) when the shards are
     read in name order; and, when `annotated_dir` is given, one JSON Lines row per input record
     (index = global row id, score, cluster, selected, reason). Returns the run summary."""
+    import pyarrow.fs as pafs
+
     from ..formats.schemas import SCHEMAS, Names, check_fields, detect_schema
 
     import_ray()  # the one-line error first, whatever else is wrong
@@ -750,11 +767,15 @@ def run_ray_files(input_path_or_glob: str | os.PathLike | Sequence[str], output_
     seconds: dict[str, float] = {}
     fs, files, fmt = resolve_files(input_path_or_glob, file_format)
     out_fmt = {"json": "jsonl", None: "jsonl" if fmt == "json" else "parquet"}.get(out_fmt, out_fmt)
-    out_fs, out_path = _output_location(output_dir, overwrite)
-    ann_fs, ann_path = _output_location(annotated_dir, overwrite) if annotated_dir else (None, None)
+    outputs, remote = _plan_outputs(input_path_or_glob, output_dir, annotated_dir, overwrite, cli)
+    targets = {o.label.strip("-=").rstrip("="): (pafs.LocalFileSystem(), outputs.temp(o))
+               for o in outputs.outputs}
+    targets.update({name: (fs, where) for name, fs, where in remote})
+    out_fs, out_path = targets["output"]
+    ann_fs, ann_path = targets.get("annotated", (None, None))
     with _timed(seconds, "ray_init"):
         ray = connect(address, runtime_env)
-    with _data_context(ray, quiet), _user_errors():
+    with outputs.transaction(), _data_context(ray, quiet), _user_errors():
         with _timed(seconds, "read"):
             table, n, columns = read_with_ids(ray, fs, files, fmt)
         if n == 0:

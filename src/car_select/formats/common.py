@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
+import gzip
 import os
+import zlib
 
 from ..errors import CarSelectError
 
 BOM = b"\xef\xbb\xbf"
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def is_gzip_name(path: str) -> bool:
+    return os.fspath(path).lower().endswith(".gz")
+
+
+def gunzip(path: str, data: bytes) -> bytes:
+    """The decompressed content of a gzip file, or a one-line error naming it."""
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise CarSelectError(f"{path}: not a valid gzip file: {exc}") from None
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    """gzip with no timestamp or name in the header, so the same records give the same bytes."""
+    return gzip.compress(data, compresslevel=6, mtime=0)
 
 
 def read_bytes(path: str) -> bytes:
+    """A file's bytes, decompressed when it is gzip (by content, whatever its name)."""
     try:
         with open(path, "rb") as fh:
-            return fh.read()
+            data = fh.read()
+        return gunzip(path, data) if data.startswith(GZIP_MAGIC) else data
     except FileNotFoundError:
         raise CarSelectError(f"{path}: file not found") from None
     except IsADirectoryError:

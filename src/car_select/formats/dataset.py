@@ -13,11 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..atomic import atomic_path, atomic_write_text
+from ..atomic import atomic_path, atomic_write_bytes
 from ..errors import CarSelectError
 from ..records import Record
 from . import hf as hf_io
-from .common import read_text
+from .common import gzip_bytes, is_gzip_name, read_text
 from .detect import FILE_FORMATS, JSON_FAMILY, check_file_format, detect_file_format, extension_format
 from .json_formats import JsonStyle, dump_json_array, dump_jsonl, read_json_array, read_jsonl
 from .schemas import PARSERS, SCHEMAS, FieldError, Names, check_fields, detect_schema, type_name
@@ -248,7 +248,8 @@ def write_subset(
     else:  # csv
         header = dataset._all_columns() + [c for c in (add_columns or {}) if c not in dataset._all_columns()]
         text = dump_csv(rows, header, dataset._csv_lineterminator)
-    atomic_write_text(target, text)
+    data = text.encode("utf-8")
+    atomic_write_bytes(target, gzip_bytes(data) if is_gzip_name(target) else data)
 
 
 def _with_columns(table, add_columns: Mapping[str, Sequence] | None):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from ..errors import CarSelectError
-from .common import BOM
+from .common import BOM, GZIP_MAGIC
 from .hf import HF_MARKERS, HF_PREFIX, is_hf_folder
 
 FILE_FORMATS = ("json", "jsonl", "csv", "parquet", "hf")
@@ -34,13 +34,27 @@ def check_file_format(file_format: str | None, option: str = "--format") -> str 
 
 
 def extension_format(path: str) -> str | None:
-    return EXTENSIONS.get(os.path.splitext(os.fspath(path))[1].lower())
+    """The format a file name says, looking through a trailing ".gz" ("x.jsonl.gz" -> "jsonl")."""
+    name = os.fspath(path).lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    return EXTENSIONS.get(os.path.splitext(name)[1])
 
 
 def _head(path: str, size: int = 65536) -> bytes:
+    import gzip
+    import zlib
+
     try:
         with open(path, "rb") as fh:
-            return fh.read(size)
+            head = fh.read(size)
+            if head.startswith(GZIP_MAGIC):  # look at the content, not the compressed bytes
+                fh.seek(0)
+                with gzip.open(fh) as gz:
+                    return gz.read(size)
+            return head
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise CarSelectError(f"{path}: not a valid gzip file: {exc}") from None
     except OSError as exc:
         raise CarSelectError(f"{path}: cannot read: {exc.strerror or exc}") from None
 

@@ -70,6 +70,33 @@ def _array_element_line(text: str, index: int) -> int | None:
     return None
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _first_lone_surrogate(rows: list) -> int | None:
+    """The position of the first row holding a lone surrogate (valid JSON, but not Unicode text: it
+    can be neither rendered nor written back as UTF-8)."""
+    for i, row in enumerate(rows):
+        try:
+            json.dumps(row, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return i
+    return None
+
+
+def check_unicode(path: str, text: str, src: "JsonRows") -> None:
+    """One-line error for a record with a lone surrogate escape such as "\\ud800"; the scan runs only
+    when the file has a surrogate escape at all (paired ones decode to real characters)."""
+    if "\\u" not in text or not _SURROGATE_ESCAPE.search(text):
+        return
+    i = _first_lone_surrogate(src.rows)
+    if i is not None:
+        line = src.line_of(i)
+        where = f"line {line}, record {i}" if line is not None else f"record {i}"
+        raise CarSelectError(f"{path}: {where}: contains a lone surrogate escape (e.g. \"\\ud800\"), which is "
+                             "not Unicode text; fix or drop the record")
+
+
 def read_json_array(path: str, text: str) -> JsonRows:
     try:
         data = json.loads(text)
@@ -90,7 +117,9 @@ def read_json_array(path: str, text: str) -> JsonRows:
     if style.indent is None and data:
         first = text.lstrip()[1:].lstrip()
         style.separators = _compact_if(first, data[0], style.ensure_ascii)
-    return JsonRows(rows=data, style=style, text=text)
+    rows = JsonRows(rows=data, style=style, text=text)
+    check_unicode(path, text, rows)
+    return rows
 
 
 def _compact_if(text: str, first_row, ensure_ascii: bool) -> tuple[str, str] | None:
@@ -121,7 +150,9 @@ def read_jsonl(path: str, text: str) -> JsonRows:
     style = JsonStyle(ensure_ascii=text.isascii() and "\\u" in text)
     if rows:
         style.separators = _compact_if(text.split("\n", lines[0])[lines[0] - 1].strip(), rows[0], style.ensure_ascii)
-    return JsonRows(rows=rows, style=style, lines=lines)
+    src = JsonRows(rows=rows, style=style, lines=lines)
+    check_unicode(path, text, src)
+    return src
 
 
 def _single_document_error(path: str, text: str) -> None:

@@ -1,0 +1,127 @@
+"""The feature cache cannot poison a run: unreadable shards are skipped (and recomputed), the namespace
+carries the format and the batch layout, lookups read only the shards that hold hits."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from car_select.cache import CACHE_FORMAT, FeatureCache, cache_info, namespace_for, prune_cache, text_keys
+from car_select.config import Config
+from car_select.errors import CarSelectWarning
+
+
+def feats(n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"scores": rng.normal(size=n).astype(np.float32),
+            "embeddings": rng.normal(size=(n, 8)).astype(np.float32),
+            "counts": rng.integers(1, 50, size=n).astype(np.int64)}
+
+
+def test_lookup_across_shards_returns_rows_in_key_order(tmp_path):
+    cache = FeatureCache(tmp_path, "ns")
+    keys = text_keys([f"text {i}" for i in range(30)])
+    f = feats(30)
+    cache.put(keys[:10], {k: v[:10] for k, v in f.items()})
+    cache.put(keys[10:30], {k: v[10:30] for k, v in f.items()})
+    fresh = FeatureCache(tmp_path, "ns")
+    query = np.concatenate([keys[[25, 3, 14]], text_keys(["absent"]), keys[[0]]])
+    found, got = fresh.lookup(query)
+    assert found.tolist() == [True, True, True, False, True]
+    for name in f:
+        assert np.array_equal(got[name], f[name][[25, 3, 14, 0]])
+    assert len(fresh) == 30
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "wrong arrays"])
+def test_unreadable_shard_is_skipped_warned_and_removed(tmp_path, damage):
+    cache = FeatureCache(tmp_path, "ns")
+    keys = text_keys([f"t{i}" for i in range(20)])
+    f = feats(20)
+    cache.put(keys[:10], {k: v[:10] for k, v in f.items()})
+    cache.put(keys[10:], {k: v[10:] for k, v in f.items()})
+    victim = sorted((tmp_path / "ns").glob("shard-*.npz"))[0]
+    data = victim.read_bytes()
+    if damage == "truncate":
+        victim.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        victim.write_bytes(b"PK\x03\x04" + b"\x00" * 100)
+    elif damage == "empty":
+        victim.write_bytes(b"")
+    else:
+        np.savez(victim.open("wb"), keys=keys[:3], scores=np.zeros(5))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        found, got = FeatureCache(tmp_path, "ns").lookup(keys)
+    assert any(issubclass(w.category, CarSelectWarning) and "unreadable cache shard" in str(w.message)
+               for w in caught)
+    assert found.sum() == 10  # the good shard still answers
+    assert not victim.exists()  # and the bad one will not be met again
+
+
+def test_lookup_reads_only_shards_with_hits(tmp_path, monkeypatch):
+    cache = FeatureCache(tmp_path, "ns")
+    for s in range(5):
+        keys = text_keys([f"s{s} t{i}" for i in range(10)])
+        cache.put(keys, feats(10, s))
+    fresh = FeatureCache(tmp_path, "ns")
+    reads = []
+    real = FeatureCache._read_rows
+
+    def counting(self, shard, keys):
+        reads.append(shard.path)
+        return real(self, shard, keys)
+
+    monkeypatch.setattr(FeatureCache, "_read_rows", counting)
+    found, _ = fresh.lookup(text_keys(["s3 t1", "s3 t7"]))
+    assert found.all() and len(reads) == 1
+
+
+def test_namespace_has_format_and_batch_layout():
+    a, settings = namespace_for("model-fp", Config(device="cpu", batch_tokens=1024))
+    b, _ = namespace_for("model-fp", Config(device="cpu", batch_tokens=512))
+    c, _ = namespace_for("model-fp", Config(device="cpu", batch_tokens=1024))
+    assert a.startswith(f"v{CACHE_FORMAT}-model-fp-") and a != b and a == c
+    assert settings["layout"]["batch_tokens"] == 1024
+
+
+def test_shard_folder_and_files_leave_no_temporaries(tmp_path):
+    cache = FeatureCache(tmp_path, "ns", {"format": CACHE_FORMAT})
+    cache.put(text_keys(["a"]), feats(1))
+    names = sorted(p.name for p in (tmp_path / "ns").iterdir())
+    assert names[0] == "namespace.json" and names[1].startswith("shard-") and len(names) == 2
+
+
+def test_prune_removes_unreadable_shards_and_old_formats(tmp_path):
+    current = FeatureCache(tmp_path, f"v{CACHE_FORMAT}-m-Labc")
+    current.put(text_keys(["a"]), feats(1))
+    current.put(text_keys(["b"]), feats(1))
+    bad = sorted((tmp_path / f"v{CACHE_FORMAT}-m-Labc").glob("shard-*.npz"))[0]
+    bad.write_bytes(b"junk")
+    FeatureCache(tmp_path, "m-unversioned").put(text_keys(["a"]), feats(1))
+    info = {i["namespace"]: i for i in cache_info(tmp_path)}
+    assert info[f"v{CACHE_FORMAT}-m-Labc"]["unreadable_shards"] == 1
+    assert prune_cache(tmp_path, dry_run=True) and bad.exists()
+    removed = prune_cache(tmp_path)
+    assert str(bad) in removed and str(tmp_path / "m-unversioned") in removed
+    assert [i["namespace"] for i in cache_info(tmp_path)] == [f"v{CACHE_FORMAT}-m-Labc"]
+    assert prune_cache(tmp_path, everything=True) and cache_info(tmp_path) == []
+
+
+def test_truncated_shard_does_not_break_later_runs(tmp_path, random_head_scorer_dir):
+    from car_select.pipeline import select
+    from car_select.records import Record
+
+    records = [Record(instruction=f"Write item {i}.", output=f"Item {i} " * (i % 7 + 1)) for i in range(24)]
+    config = Config(n1=4, scorer=random_head_scorer_dir, cache_dir=str(tmp_path))
+    first = select(records, config)
+    for shard in tmp_path.rglob("shard-*.npz"):
+        shard.write_bytes(shard.read_bytes()[:100])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CarSelectWarning)
+        second = select(records, config)
+    third = select(records, config)
+    assert second.cache_hits == 0 and third.cache_hits == 24
+    assert first.indices.tolist() == second.indices.tolist() == third.indices.tolist()
