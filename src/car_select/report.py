@@ -306,6 +306,71 @@ def _hist_svg(values: np.ndarray, edges: np.ndarray, title: str, color: str) -> 
     return "".join(parts)
 
 
+# Summary keys with a section of their own (not rows of the Run table).
+SECTION_KEYS = ("against_random", "languages", "manifest")
+
+
+def _vs_random_rows(c: dict[str, Any]) -> list[tuple[str, float, float, float, bool | None]]:
+    """(label, selection, random mean, random std, higher-is-better) per statistic present."""
+    from .value import LABELS
+
+    return [(label, float(c["selected"][k]), float(c["random_mean"][k]), float(c["random_std"][k]), better)
+            for k, (label, better) in LABELS.items() if k in c.get("selected", {})]
+
+
+def _vs_random_html(c: dict[str, Any]) -> tuple[str, str]:
+    rows = _vs_random_rows(c)
+    body = []
+    for label, sel, rnd, sd, _ in rows:
+        ratio = sel / rnd if rnd else float("nan")
+        body.append(f"<tr><th>{_esc(label)}</th><td>{_esc(_fmt(sel))}</td><td>{_esc(_fmt(rnd))} &plusmn; "
+                    f"{_esc(_fmt(sd))}</td><td>{_esc(_fmt(ratio)) if math.isfinite(ratio) else 'n/a'}</td></tr>")
+    table = ('<table class="summary vsr"><tr><th></th><th>selection</th><th>random (mean &plusmn; sd)</th>'
+             "<th>ratio</th></tr>" + "".join(body) + "</table>")
+    return table, _vs_random_svg(rows)
+
+
+def _vs_random_svg(rows) -> str:
+    """Horizontal bars: the selection's value as a multiple of the random subsets' mean (1 = random)."""
+    ratios = [(label, sel / rnd) for label, sel, rnd, _, _ in rows if rnd and math.isfinite(sel / rnd)]
+    if not ratios:
+        return ""
+    w, left, right, row_h, top = 520, 250, 50, 20, 24
+    h = top + row_h * len(ratios) + 24
+    hi = max(2.0, max(r for _, r in ratios) * 1.05)
+    pw = w - left - right
+    x = lambda v: left + pw * v / hi  # noqa: E731
+    parts = [f'<svg class="hist" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" '
+             'aria-label="selection as a multiple of random">',
+             f'<text x="{left}" y="15" class="t">selection &#247; random mean (1 = no better than random)</text>']
+    for i, (label, r) in enumerate(ratios):
+        y = top + i * row_h
+        parts.append(f'<text x="{left - 6}" y="{y + 13}" text-anchor="end" class="a">{_esc(label)}</text>'
+                     f'<rect x="{left}" y="{y + 3}" width="{max(x(r) - left, 0.5):.1f}" height="{row_h - 6}" '
+                     f'fill="#d9480f"><title>{_esc(label)}: {r:.3f}x</title></rect>'
+                     f'<text x="{x(r) + 4:.1f}" y="{y + 13}" class="a">{r:.2f}</text>')
+    parts.append(f'<line x1="{x(1.0):.1f}" y1="{top - 2}" x2="{x(1.0):.1f}" y2="{h - 20}" stroke="#444" '
+                 'stroke-dasharray="3,2"/>'
+                 f'<text x="{x(1.0):.1f}" y="{h - 6}" text-anchor="middle" class="a">1 (random)</text></svg>')
+    return "".join(parts)
+
+
+def _languages_html(langs: dict[str, Any]) -> str:
+    counts = langs.get("counts", {})
+    total = sum(counts.values()) or 1
+    rows = "".join(f"<tr><th>{_esc(code)}</th><td>{int(n):,}</td><td>{_esc(_fmt(100.0 * n / total))}%</td></tr>"
+                   for code, n in list(counts.items())[:15])
+    note = f'<p class="sub">{_esc(langs["warning"])}</p>' if langs.get("warning") else ""
+    return (f'<p class="sub">Detected with {_esc(langs.get("detector", ""))} on each record\'s instruction and '
+            f"response; the scorer was trained on {_esc(', '.join(langs.get('scorer_languages') or ['?']))}.</p>"
+            f'{note}<table class="summary"><tr><th>language</th><th>records</th><th>share</th></tr>{rows}</table>')
+
+
+def _manifest_html(manifest: dict[str, Any]) -> str:
+    return ('<p class="sub">Everything needed to reproduce and audit this selection.</p>'
+            f'<pre class="manifest">{_esc(json.dumps(manifest, indent=2, sort_keys=True))}</pre>')
+
+
 def _cluster_table_html(rows: list[dict[str, Any]]) -> str:
     head = (
         "<thead><tr>"
@@ -345,6 +410,8 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:26px 0 8px}
 table{border-collapse:collapse}
 table.summary th{text-align:left;font-weight:600;padding:3px 14px 3px 0;vertical-align:top;color:#333}
 table.summary td{padding:3px 0;font-variant-numeric:tabular-nums}
+table.vsr td{padding:3px 14px 3px 0}
+pre.manifest{background:#fff;border:1px solid #ddd;border-radius:8px;padding:10px;font-size:12px;overflow:auto;max-height:360px}
 table.inner th{font-weight:400;color:#555;padding:0 12px 0 0}table.inner td{padding:0}
 table.inner tr.total th,table.inner tr.total td{font-weight:600;border-top:1px solid #ccc}
 #mapwrap{position:relative}
@@ -562,6 +629,20 @@ def _build_html(data: ReportData, seed: int, max_points: int) -> str:
         return f"mean {_fmt(float(x.mean()))}, median {_fmt(float(np.median(x)))}, min {_fmt(float(x.min()))}"
 
     summary = dict(data.summary or {})
+    sections = {k: summary.pop(k) for k in SECTION_KEYS if summary.get(k)}
+    extra_html = ""
+    if "against_random" in sections:
+        c = sections["against_random"]
+        table, plot = _vs_random_html(c)
+        extra_html += (f'<h2>Against random</h2><p class="sub">The {c["size"]:,} selected records beside '
+                       f'{len(c["random_seeds"])} uniform random subsets of the same size (seeds '
+                       f'{_esc(_fmt(c["random_seeds"]))}). Distance: mean Euclidean distance, in the PCA space the '
+                       "clustering ran on, from every record to the nearest kept one (lower covers the data more "
+                       f'evenly).</p><div class="row"><div class="card">{table}</div>'
+                       f'<div class="card">{plot}</div></div>')
+    if "languages" in sections:
+        extra_html += f"<h2>Languages</h2>{_languages_html(sections['languages'])}"
+    manifest_html = f"<h2>Run manifest</h2>{_manifest_html(sections['manifest'])}" if "manifest" in sections else ""
     title_bits = [str(summary[k]) for k in ("input",) if summary.get(k)]
     sampled = len(idx) < n
     map_note = (
@@ -600,9 +681,11 @@ click a row of the cluster table to highlight that cluster.</p>
 <h2>Quality scores</h2>
 <div class="row"><div class="card">{hist_all}</div><div class="card">{hist_sel}</div></div>
 
+{extra_html}
 <h2>Clusters ({n_clusters:,})</h2>
 <p class="sub">Click a column header to sort.</p>
 <div class="tablewrap">{_cluster_table_html(_cluster_rows(data))}</div>
+{manifest_html}
 <footer>Generated by car-select. This page is self-contained and works offline.</footer>
 """
 
@@ -740,4 +823,20 @@ def write_figures(
         ax.set_ylabel("records")
     fig.tight_layout()
     save(fig, "score_hist.png")
+
+    # the selection against random subsets of its size (when the run compared them)
+    c = (data.summary or {}).get("against_random")
+    if c:
+        rows = [(label, sel / rnd) for label, sel, rnd, _, _ in _vs_random_rows(c) if rnd and math.isfinite(sel / rnd)]
+        fig = Figure(figsize=(7, 0.45 * len(rows) + 1.2))
+        ax = fig.add_subplot(1, 1, 1)
+        ax.barh([r[0] for r in rows][::-1], [r[1] for r in rows][::-1], color="#d9480f")
+        ax.axvline(1.0, color="#444444", linestyle="--", linewidth=1)
+        for i, (_, r) in enumerate(rows[::-1]):
+            ax.text(r, i, f" {r:.2f}", va="center", fontsize=8)
+        ax.set_xlabel(f"selection / mean of {len(c['random_seeds'])} random subsets of {c['size']:,} (1 = random)")
+        ax.set_title("What the selection bought", fontsize=10)
+        ax.tick_params(axis="y", labelsize=8)
+        fig.tight_layout()
+        save(fig, "vs_random.png")
     return paths

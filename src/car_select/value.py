@@ -113,4 +113,4 @@ def _num(v) -> str:
         return f"{v:,}"
     if v != v:  # nan
         return "n/a"
-    return f"{v:,.1f}" if abs(v) >= 100 else f"{v:.4g}" if abs(v) < 1 else f"{v:.3f}".rstrip("0").rstrip(".")
+    return f"{v:,.1f}" if abs(v) >= 100 else f"{v:.2f}" if abs(v) >= 1 else f"{v:.4f}"
