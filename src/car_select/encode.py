@@ -326,6 +326,7 @@ def run_batches(
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
     fixed_layout: bool = False,
+    extras: Sequence[np.ndarray] = (),
 ) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
     """Yields (indices, outputs as float32 numpy arrays) batch by batch, longest texts first.
 
@@ -337,7 +338,9 @@ def run_batches(
     fixed_layout=True ignores both throughput settings (the CPU cap, the workers): batches of exactly
     batch_tokens, one at a time on torch's threads. Reduced-precision sums depend on the shapes they
     are computed in, so this is what makes a scorer's training features, and hence a retrained scorer,
-    the same bytes whatever CAR_SELECT_CPU_BATCH_TOKENS / CAR_SELECT_ENCODE_WORKERS say."""
+    the same bytes whatever CAR_SELECT_CPU_BATCH_TOKENS / CAR_SELECT_ENCODE_WORKERS say.
+
+    extras: per-text arrays (first axis = text); each batch's rows are passed to `fn` after the mask."""
     lengths = [len(x) for x in token_ids]
     if device.type == "cpu" and CPU_MAX_BATCH_TOKENS and not fixed_layout:
         batch_tokens = min(batch_tokens, CPU_MAX_BATCH_TOKENS)
@@ -350,8 +353,9 @@ def run_batches(
 
     def work(batch: np.ndarray):
         input_ids, mask = pad_batch([token_ids[i] for i in batch], pad_id)
+        rows = [torch.as_tensor(e[batch]).to(device) for e in extras]
         with torch.inference_mode(), autocast(device, dtype):  # both thread-local: set in the worker
-            outputs = fn(input_ids.to(device), mask.to(device))
+            outputs = fn(input_ids.to(device), mask.to(device), *rows)
         return [o.float().cpu().numpy() for o in outputs], int(mask.sum())
 
     if workers <= 1:

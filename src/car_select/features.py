@@ -127,7 +127,7 @@ class FeatureExtractor:
         """Uncached computation for a list of segments."""
         bt = self.config.batch_tokens
         if self.embedder is None:
-            scores, emb, counts = self.scorer.score_and_embed(segments.texts, bt, progress)
+            scores, emb, counts = self.scorer.score_and_embed_pairs(segments.prompts, segments.responses, bt, progress)
         else:
             scores = self.scorer.score_pairs(segments.prompts, segments.responses, bt)
             _, emb, counts = self.embedder.score_and_embed(segments.texts, bt, progress)

@@ -51,3 +51,30 @@ def evaluate_pairs(pairs: Sequence[PreferencePair], chosen_scores, rejected_scor
         n_pairs=len(pairs),
         n_length_controlled=int(controlled.sum()),
     )
+
+
+def robustness_report(pairs, chosen_scores, rejected_scores) -> dict:
+    """Accuracy (original above its degraded copy; a tie counts half) per corruption kind and overall,
+    beside what "the longer answer wins" gets on the same pairs."""
+    chosen = np.asarray(chosen_scores, dtype=np.float64)
+    rejected = np.asarray(rejected_scores, dtype=np.float64)
+    kinds = np.array([p.kind for p in pairs])
+    longer = np.array([len(p.chosen) for p in pairs], dtype=np.float64)
+    degraded_len = np.array([len(p.rejected) for p in pairs], dtype=np.float64)
+    per_kind = {}
+    for kind in dict.fromkeys(kinds.tolist()):
+        m = kinds == kind
+        per_kind[kind] = {"accuracy": round(pairwise_accuracy(chosen[m], rejected[m]), 4),
+                          "length_baseline": round(pairwise_accuracy(longer[m], degraded_len[m]), 4),
+                          "n_pairs": int(m.sum())}
+    return {"accuracy": round(pairwise_accuracy(chosen, rejected), 4),
+            "length_baseline": round(pairwise_accuracy(longer, degraded_len), 4),
+            "worst_kind_accuracy": min(v["accuracy"] for v in per_kind.values()),
+            "n_pairs": len(pairs), "per_kind": per_kind}
+
+
+def spearman(a, b) -> float:
+    """Spearman rank correlation (average ranks for ties)."""
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b).statistic)

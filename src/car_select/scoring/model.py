@@ -9,6 +9,12 @@ which is exactly what sentence-transformers' all-MiniLM-L6-v2 produces).
 
 The triplet variant ("Comet" in the paper) uses the same trunk but a head with a vector output; a
 response's score is 1 / (1 + L2 distance between the instruction's and the response's vectors).
+
+A "views" head (the shipped default since 0.2) looks at more of the same pass: besides every layer
+pooled over the whole text, every layer pooled over the prompt's tokens and over the response's
+tokens, their per-layer cosine similarity, and cheap statistics of the whole response (textstats.py:
+length, repetition, echo of the prompt), so it can tell an answer from padding, loops and
+off-topic text that a pooled whole-text view cannot. Still one encoder pass.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import torch
 from torch import nn
 
 OBJECTIVES = ("pairwise", "regression", "triplet")
+VIEWS = ("full", "prompt", "response")
 
 
 @dataclass
@@ -33,6 +40,14 @@ class HeadConfig:
     # Independently trained heads whose outputs are averaged (1 = the paper's single head). Averaging
     # seeds removes most of the run-to-run variance of a head trained on 2,032 pairs.
     members: int = 1
+    # What the head looks at: ["full"] (the paper's: every layer pooled over the whole text) or
+    # ["full", "prompt", "response"] (also pooled over the prompt's and the response's tokens).
+    views: list[str] = field(default_factory=lambda: ["full"])
+    text_stats: int = 0  # how many textstats.STAT_NAMES it takes as inputs (0: none)
+
+    @property
+    def multi_view(self) -> bool:
+        return list(self.views) != ["full"] or self.text_stats > 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,14 +106,34 @@ class ScoringHead(nn.Module):
             self.members = nn.ModuleList(ScoringHead(single) for _ in range(config.members))
             return
         self.layerwise_attention = LayerMix(config.num_layers)
-        self.estimator = FeedForward(
-            config.hidden_size, config.hidden_sizes, config.output_size, config.activation, config.dropout
-        )
+        in_dim = config.hidden_size
+        if config.multi_view:
+            if list(config.views) != list(VIEWS):
+                raise ValueError(f"views must be ['full'] or {list(VIEWS)}, got {config.views}")
+            self.prompt_attention = LayerMix(config.num_layers)
+            self.response_attention = LayerMix(config.num_layers)
+            # whole text, response, prompt x response, per-layer prompt/response cosine, statistics
+            in_dim = 3 * config.hidden_size + config.num_layers + config.text_stats
+        self.estimator = FeedForward(in_dim, config.hidden_sizes, config.output_size, config.activation,
+                                     config.dropout)
 
-    def forward(self, pooled_layers: torch.Tensor) -> torch.Tensor:
+    def forward(self, pooled: torch.Tensor, stats: torch.Tensor | None = None) -> torch.Tensor:
+        """pooled: (batch, layers, hidden) for a ["full"] head, else (batch, 3, layers, hidden) with
+        the views full, prompt, response; stats: (batch, text_stats) when the head takes them."""
         if self.config.members > 1:
-            return torch.stack([m(pooled_layers) for m in self.members]).mean(0)
-        out = self.estimator(self.layerwise_attention(pooled_layers).float())
+            return torch.stack([m(pooled, stats) for m in self.members]).mean(0)
+        if not self.config.multi_view:
+            x = self.layerwise_attention((pooled[:, 0] if pooled.dim() == 4 else pooled)).float()
+        else:
+            pooled = pooled.float()
+            full, prompt, response = pooled[:, 0], pooled[:, 1], pooled[:, 2]
+            r = self.response_attention(response)
+            cosine = nn.functional.cosine_similarity(prompt, response, dim=-1, eps=1e-6)  # (batch, layers)
+            parts = [self.layerwise_attention(full), r, self.prompt_attention(prompt) * r, cosine]
+            if self.config.text_stats:
+                parts.append(stats.float())
+            x = torch.cat(parts, dim=-1)
+        out = self.estimator(x)
         return out.squeeze(-1) if self.config.output_size == 1 else out
 
 
@@ -119,6 +154,18 @@ def masked_mean_layers(hidden_states: tuple[torch.Tensor, ...] | list[torch.Tens
     return torch.stack(sums, dim=1) / denom.unsqueeze(1)
 
 
+def masked_mean_views(hidden_states, attention_mask: torch.Tensor, response_start: torch.Tensor) -> torch.Tensor:
+    """(batch, 3, layers, hidden): every layer pooled over the whole text (exactly masked_mean_layers),
+    over the prompt's tokens (before response_start) and over the response's (from it on), fp32."""
+    full = masked_mean_layers(hidden_states, attention_mask)
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    in_response = (positions[None, :] >= response_start[:, None]) & attention_mask.bool()
+    parts = torch.stack([attention_mask.bool() & ~in_response, in_response], 1).to(torch.float32)  # (b, 2, t)
+    denom = parts.sum(-1).clamp(min=1)[:, :, None, None]  # an empty view pools to zeros
+    sums = torch.stack([torch.bmm(parts, h.float()) for h in hidden_states], 2)  # (b, 2, layers, hidden)
+    return torch.cat([full[:, None], sums / denom], 1)
+
+
 class QualityEstimator(nn.Module):
     """Encoder + ScoringHead. `score_and_embed` is the one pass the pipeline runs."""
 
@@ -129,18 +176,31 @@ class QualityEstimator(nn.Module):
         self.train_encoder = train_encoder
 
     def pooled_layers(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return masked_mean_layers(self.hidden_states(input_ids, attention_mask), attention_mask)
+
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
         from ..encode import inference_encoder
 
         fast = inference_encoder(self.encoder, input_ids.device)  # None when training or unsupported
         if fast is not None:
-            hidden_states = fast.hidden_states(input_ids, attention_mask)
-        else:
-            out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
-            hidden_states = out.hidden_states
-        return masked_mean_layers(hidden_states, attention_mask)
+            return fast.hidden_states(input_ids, attention_mask)
+        return self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states
+
+    def pooled_views(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                     response_start: torch.Tensor) -> torch.Tensor:
+        return masked_mean_views(self.hidden_states(input_ids, attention_mask), attention_mask, response_start)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.head(self.pooled_layers(input_ids, attention_mask))
+
+    def score_and_embed_views(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                              response_start: torch.Tensor, stats: torch.Tensor):
+        """score_and_embed for a multi-view head: the same embedding, the head sees every view."""
+        views = self.pooled_views(input_ids, attention_mask, response_start)
+        embedding = nn.functional.normalize(views[:, 0, -1], dim=-1)
+        with torch.autocast(input_ids.device.type, enabled=False):
+            scores = self.head(views, stats)
+        return scores, embedding, attention_mask.sum(1)
 
     def score_and_embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
         """(head output, L2-normalised mean-pooled last layer, token counts) for one batch."""

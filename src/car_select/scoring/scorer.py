@@ -36,7 +36,21 @@ from ..errors import CarSelectError
 from .model import HeadConfig, QualityEstimator, ScoringHead
 
 FORMAT = "car-select-scorer"
-DEFAULT_SCORER_DIR = Path(__file__).resolve().parent.parent / "default_scorer"
+SCORERS_DIR = Path(__file__).resolve().parent.parent / "scorers"
+# Scorers shipped with the package, by name: "default" (what a run uses unless told otherwise) and
+# "car-paper" (the paper's IQS recipe, regression on the CaR expert revisions, over frozen MiniLM).
+NAMED_SCORERS = {"default": SCORERS_DIR / "default", "car-paper": SCORERS_DIR / "car-paper"}
+DEFAULT_SCORER_DIR = NAMED_SCORERS["default"]
+
+
+def scorer_path(path: str | os.PathLike | None) -> Path:
+    """A scorer's directory or checkpoint: a path, a shipped scorer's name, or None (the default).
+    An existing path wins over a name."""
+    if path is None:
+        return DEFAULT_SCORER_DIR
+    if str(path) in NAMED_SCORERS and not os.path.exists(path):
+        return NAMED_SCORERS[str(path)]
+    return Path(path)
 
 
 _SETTINGS_KEYS = ("format", "version", "encoder", "encoder_trained", "max_length", "head")
@@ -61,7 +75,7 @@ def _frozen_scorer_config(path: Path) -> dict | None:
 def saved_fingerprint(path: str | os.PathLike | None, config: dict | None = None) -> str | None:
     """A saved frozen-encoder scorer's fingerprint from its files alone (no model is loaded);
     None for anything else (a trained encoder, an official checkpoint, no such directory)."""
-    path = Path(path) if path else DEFAULT_SCORER_DIR
+    path = scorer_path(path)
     config = config or _frozen_scorer_config(path)
     if config is None:
         return None
@@ -75,7 +89,7 @@ def saved_fingerprint(path: str | os.PathLike | None, config: dict | None = None
 
 def saved_one_pass_fingerprint(path: str | os.PathLike | None) -> str | None:
     """saved_fingerprint, for scorers whose pass also yields the all-MiniLM-L6-v2 embedding."""
-    path = Path(path) if path else DEFAULT_SCORER_DIR
+    path = scorer_path(path)
     config = _frozen_scorer_config(path)
     if config is None or config["encoder"] not in MINILM_NAMES or config["head"].get("objective") == "triplet":
         return None
@@ -154,7 +168,7 @@ class Scorer:
     @classmethod
     def load(cls, path: str | os.PathLike | None = None) -> "Scorer":
         """Our scorer directory, or the paper's official COMET checkpoint (.ckpt + hparams.yaml)."""
-        path = Path(path) if path else DEFAULT_SCORER_DIR
+        path = scorer_path(path)
         if path.is_file() and path.suffix == ".ckpt" or (path.is_dir() and any(path.glob("**/*.ckpt"))):
             from .official import load_official_checkpoint
 
@@ -215,6 +229,11 @@ class Scorer:
     def score_and_embed(self, texts: Sequence[str], batch_tokens: int = 16384,
                         progress: Callable[[int, int], None] | None = None):
         """(head outputs, normalised last-layer mean embeddings, token counts), in input order."""
+        if self.head_config.multi_view:  # it needs the prompt and the response apart
+            from ..render import RESPONSE_MARK
+
+            halves = [t.split(RESPONSE_MARK, 1) if RESPONSE_MARK in t else [t, ""] for t in texts]
+            return self.score_and_embed_pairs([h[0] for h in halves], [h[1] for h in halves], batch_tokens, progress)
         ids = self.tokenize(texts)
         n = len(ids)
         out_dim = self.head_config.output_size
@@ -227,8 +246,43 @@ class Scorer:
             scores[idx], emb[idx], counts[idx] = s, e, c
         return scores, emb, counts
 
+    def pair_inputs(self, prompts: Sequence[str], responses: Sequence[str]):
+        """(token ids, response start per text, text statistics) for rendered prompts and responses.
+        The text is tokenized whole, as for a ["full"] head; the response starts where the prompt's own
+        tokens end (after the leading special token), which is exact for WordPiece and SentencePiece."""
+        from ..render import RESPONSE_MARK
+        from .textstats import text_stats_batch
+
+        ids = self.tokenize([f"{p}{RESPONSE_MARK}{r}" for p, r in zip(prompts, responses)])
+        prompt_ids = self.tokenizer(list(prompts), add_special_tokens=False, truncation=True,
+                                    max_length=self.max_length, return_attention_mask=False,
+                                    return_token_type_ids=False)["input_ids"]
+        starts = np.array([min(1 + len(p), len(x)) for p, x in zip(prompt_ids, ids)], dtype=np.int64)
+        stats = text_stats_batch(prompts, responses)[:, : self.head_config.text_stats]
+        return ids, starts, stats
+
+    def score_and_embed_pairs(self, prompts: Sequence[str], responses: Sequence[str], batch_tokens: int = 16384,
+                              progress: Callable[[int, int], None] | None = None):
+        """score_and_embed of the rendered (prompt, response) texts; a multi-view head also sees the
+        prompt's and the response's tokens apart and the response's statistics, in the same pass."""
+        from ..render import RESPONSE_MARK
+
+        if not self.head_config.multi_view:
+            return self.score_and_embed([f"{p}{RESPONSE_MARK}{r}" for p, r in zip(prompts, responses)],
+                                        batch_tokens, progress)
+        ids, starts, stats = self.pair_inputs(prompts, responses)
+        n = len(ids)
+        scores = np.zeros(n, dtype=np.float32)
+        emb = np.zeros((n, self.model.head.config.hidden_size), dtype=np.float32)
+        counts = np.zeros(n, dtype=np.int64)
+        for idx, (s, e, c) in run_batches(self.model.score_and_embed_views, ids, pad_id=self.pad_id,
+                                          batch_tokens=batch_tokens, device=self.device, dtype=self.dtype,
+                                          progress=progress, extras=(starts, stats)):
+            scores[idx], emb[idx], counts[idx] = s, e, c
+        return scores, emb, counts
+
     def score_texts(self, texts: Sequence[str], batch_tokens: int = 16384) -> np.ndarray:
-        """Quality scores for fully rendered texts (regression/pairwise objectives)."""
+        """Quality scores for fully rendered texts."""
         if self.objective == "triplet":
             raise CarSelectError("a triplet scorer scores (prompt, response) pairs: use score_pairs")
         return self.score_and_embed(texts, batch_tokens)[0]
@@ -236,7 +290,7 @@ class Scorer:
     def score_pairs(self, prompts: Sequence[str], responses: Sequence[str], batch_tokens: int = 16384) -> np.ndarray:
         """Scores of responses given their prompts. Triplet: 1 / (1 + ||v(prompt) - v(response)||)."""
         if self.objective != "triplet":
-            return self.score_texts([f"{p} Response: {r}" for p, r in zip(prompts, responses)], batch_tokens)
+            return self.score_and_embed_pairs(prompts, responses, batch_tokens)[0]
         anchor = self.score_and_embed(list(prompts), batch_tokens)[0]
         resp = self.score_and_embed([f"Response: {r}" for r in responses], batch_tokens)[0]
         return (1.0 / (1.0 + np.linalg.norm(anchor - resp, axis=1))).astype(np.float32)

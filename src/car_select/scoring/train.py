@@ -70,7 +70,7 @@ class TrainSettings:
 class TrainResult:
     scorer: Scorer
     best_epochs: list[int]  # per member
-    valid: ScorerEvaluation
+    valid: dict[str, ScorerEvaluation]  # per validation set
     history: list[dict]
 
 
@@ -80,55 +80,76 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _pair_texts(pairs: Sequence[PreferencePair], objective: str) -> tuple[list[str], np.ndarray]:
-    """Unique texts and, per pair, indices of (chosen, rejected[, prompt]) into them."""
-    texts: list[str] = []
-    index: dict[str, int] = {}
+def _pair_texts(pairs: Sequence[PreferencePair], objective: str) -> tuple[list[tuple[str, str | None]], np.ndarray]:
+    """Unique (prompt, response) items and, per pair, indices of (chosen, rejected[, prompt]) into them.
+    A None response means "encode the prompt string alone" (the triplet's texts)."""
+    items: list[tuple[str, str | None]] = []
+    index: dict[tuple[str, str | None], int] = {}
 
-    def idx(t: str) -> int:
-        if t not in index:
-            index[t] = len(texts)
-            texts.append(t)
-        return index[t]
+    def idx(item: tuple[str, str | None]) -> int:
+        if item not in index:
+            index[item] = len(items)
+            items.append(item)
+        return index[item]
 
     rows = []
     for p in pairs:
         if objective == "triplet":
-            rows.append((idx(f"Response: {p.chosen}"), idx(f"Response: {p.rejected}"), idx(p.prompt)))
+            rows.append((idx((f"Response: {p.chosen}", None)), idx((f"Response: {p.rejected}", None)),
+                         idx((p.prompt, None))))
             # the triplet anchor is the (revised) instruction, as in the paper's pairs CSV
         else:
-            rows.append((idx(p.chosen_text), idx(p.rejected_text)))
-    return texts, np.asarray(rows, dtype=np.int64)
+            rows.append((idx((p.prompt, p.chosen)), idx((p.rejected_prompt or p.prompt, p.rejected))))
+    return items, np.asarray(rows, dtype=np.int64)
 
 
 class _Features:
-    """Pooled layer features of a text table: precomputed (frozen encoder) or computed per batch."""
+    """Pooled features of an item table: precomputed (frozen encoder) or computed per batch.
+    Calling it with item rows gives what the head takes: (pooled, stats or None)."""
 
-    def __init__(self, scorer: Scorer, texts: list[str], precompute: bool, batch_tokens: int, desc: str,
-                 quiet: bool = False):
+    def __init__(self, scorer: Scorer, items: list[tuple[str, str | None]], precompute: bool, batch_tokens: int,
+                 desc: str, quiet: bool = False):
+        from ..render import RESPONSE_MARK
+
         self.scorer = scorer
-        self.ids = scorer.tokenize(texts)
+        cfg = scorer.head_config
+        self.multi_view = cfg.multi_view
+        self.starts = self.stats = None
+        if self.multi_view:
+            self.ids, self.starts, stats = scorer.pair_inputs([p for p, _ in items], [r or "" for _, r in items])
+            self.stats = torch.from_numpy(stats)
+        else:
+            self.ids = scorer.tokenize([p if r is None else f"{p}{RESPONSE_MARK}{r}" for p, r in items])
         self.table = None
         if precompute:
             from tqdm.auto import tqdm
 
-            cfg = scorer.head_config
-            self.table = torch.zeros(len(texts), cfg.num_layers, cfg.hidden_size)
-            with tqdm(total=len(texts), desc=f"encode {desc}", unit="text", leave=False, disable=quiet) as bar:
-                for batch, (pooled,) in run_batches(lambda i, m: (scorer.model.pooled_layers(i, m),), self.ids,
-                                                    pad_id=scorer.pad_id, batch_tokens=batch_tokens,
-                                                    device=scorer.device, dtype=scorer.dtype, fixed_layout=True,
-                                                    progress=lambda n, _t: bar.update(n)):
+            shape = (len(items), 3, cfg.num_layers, cfg.hidden_size) if self.multi_view else \
+                (len(items), cfg.num_layers, cfg.hidden_size)
+            self.table = torch.zeros(shape)
+            with tqdm(total=len(items), desc=f"encode {desc}", unit="text", leave=False, disable=quiet) as bar:
+                for batch, (pooled,) in run_batches(self._pool, self.ids, pad_id=scorer.pad_id,
+                                                    batch_tokens=batch_tokens, device=scorer.device,
+                                                    dtype=scorer.dtype, fixed_layout=True,
+                                                    progress=lambda n, _t: bar.update(n),
+                                                    extras=(self.starts,) if self.multi_view else ()):
                     self.table[torch.as_tensor(batch)] = torch.from_numpy(pooled)
 
-    def __call__(self, rows: np.ndarray) -> torch.Tensor:
+    def _pool(self, input_ids, mask, starts=None):
+        model = self.scorer.model
+        return (model.pooled_views(input_ids, mask, starts) if self.multi_view else model.pooled_layers(input_ids, mask),)
+
+    def __call__(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+        device = self.scorer.device
+        stats = self.stats[torch.as_tensor(rows)].to(device) if self.stats is not None else None
         if self.table is not None:
-            return self.table[torch.as_tensor(rows)].to(self.scorer.device)
+            return self.table[torch.as_tensor(rows)].to(device), stats
         from ..encode import autocast, pad_batch
 
         input_ids, mask = pad_batch([self.ids[i] for i in rows], self.scorer.pad_id)
-        with autocast(self.scorer.device, self.scorer.dtype):
-            return self.scorer.model.pooled_layers(input_ids.to(self.scorer.device), mask.to(self.scorer.device))
+        starts = torch.as_tensor(self.starts[rows]).to(device) if self.starts is not None else None
+        with autocast(device, self.scorer.dtype):
+            return self._pool(input_ids.to(device), mask.to(device), starts)[0], stats
 
 
 def _scores(scorer: Scorer, feats: torch.Tensor, rows: np.ndarray, objective: str) -> tuple[np.ndarray, np.ndarray]:
@@ -139,10 +160,10 @@ def _scores(scorer: Scorer, feats: torch.Tensor, rows: np.ndarray, objective: st
         for start in range(0, len(rows), 512):
             r = rows[start:start + 512]
             if objective == "triplet":
-                a, c, n = head(feats(r[:, 2])), head(feats(r[:, 0])), head(feats(r[:, 1]))
+                a, c, n = head(*feats(r[:, 2])), head(*feats(r[:, 0])), head(*feats(r[:, 1]))
                 out.append(torch.stack([1 / (1 + (a - c).norm(dim=1)), 1 / (1 + (a - n).norm(dim=1))], 1))
             else:
-                out.append(torch.stack([head(feats(r[:, 0])), head(feats(r[:, 1]))], 1))
+                out.append(torch.stack([head(*feats(r[:, 0])), head(*feats(r[:, 1]))], 1))
     s = torch.cat(out).float().cpu().numpy()
     return s[:, 0], s[:, 1]
 
@@ -150,9 +171,9 @@ def _scores(scorer: Scorer, feats: torch.Tensor, rows: np.ndarray, objective: st
 def _loss(scorer: Scorer, feats, rows: np.ndarray, settings: TrainSettings) -> torch.Tensor:
     head = scorer.model.head
     if settings.objective == "triplet":
-        a, c, n = head(feats(rows[:, 2])), head(feats(rows[:, 0])), head(feats(rows[:, 1]))
+        a, c, n = head(*feats(rows[:, 2])), head(*feats(rows[:, 0])), head(*feats(rows[:, 1]))
         return nn.functional.triplet_margin_loss(a, c, n, margin=settings.triplet_margin)
-    both = head(feats(np.concatenate([rows[:, 0], rows[:, 1]])))
+    both = head(*feats(np.concatenate([rows[:, 0], rows[:, 1]])))
     chosen, rejected = both[: len(rows)], both[len(rows):]
     if settings.objective == "regression":
         return 0.5 * (((chosen - 1) ** 2).mean() + (rejected ** 2).mean())
@@ -173,6 +194,23 @@ def _param_groups(scorer: Scorer, head: nn.Module, settings: TrainSettings) -> l
         for p in enc.embeddings.parameters():  # paper: embeddings stay frozen
             p.requires_grad_(False)
     return groups
+
+
+def _validate(scorer: Scorer, valid: dict[str, Sequence[PreferencePair]], feats, rows: np.ndarray,
+              objective: str) -> dict[str, ScorerEvaluation]:
+    """Evaluation per validation set; `rows` are every set's pair rows, concatenated in order."""
+    chosen, rejected = _scores(scorer, feats, rows, objective)
+    out, start = {}, 0
+    for name, pairs in valid.items():
+        end = start + len(pairs)
+        out[name] = evaluate_pairs(pairs, chosen[start:end], rejected[start:end])
+        start = end
+    return out
+
+
+def _criterion(evaluations: dict[str, ScorerEvaluation]) -> float:
+    """What chooses the epoch: the mean pairwise accuracy over the validation sets."""
+    return float(np.mean([e.pairwise_accuracy for e in evaluations.values()]))
 
 
 def _train_member(scorer: Scorer, head: nn.Module, train_feats, train_rows, valid, valid_feats, valid_rows,
@@ -207,10 +245,10 @@ def _train_member(scorer: Scorer, head: nn.Module, train_feats, train_rows, vali
             total += loss.item() * len(rows)
             step += 1
         scorer.model.eval()
-        chosen, rejected = _scores(scorer, valid_feats, valid_rows, settings.objective)
-        acc = evaluate_pairs(valid, chosen, rejected).pairwise_accuracy
-        history.append({"seed": seed, "epoch": epoch, "train_loss": total / len(order),
-                        "valid_pairwise_accuracy": acc})
+        evaluations = _validate(scorer, valid, valid_feats, valid_rows, settings.objective)
+        acc = _criterion(evaluations)
+        history.append({"seed": seed, "epoch": epoch, "train_loss": total / len(order), "valid_criterion": acc,
+                        **{f"valid_{k}": e.pairwise_accuracy for k, e in evaluations.items()}})
         if acc > best[0]:
             state = scorer.model.state_dict() if settings.train_encoder else head.state_dict()
             best = (acc, epoch, copy.deepcopy(state))
@@ -220,9 +258,13 @@ def _train_member(scorer: Scorer, head: nn.Module, train_feats, train_rows, vali
     return best[1], history
 
 
-def train_scorer(train: Sequence[PreferencePair], valid: Sequence[PreferencePair], settings: TrainSettings,
-                 quiet: bool = False) -> TrainResult:
+def train_scorer(train: Sequence[PreferencePair],
+                 valid: Sequence[PreferencePair] | dict[str, Sequence[PreferencePair]],
+                 settings: TrainSettings, quiet: bool = False) -> TrainResult:
+    """Train on `train`; each epoch is judged by the mean pairwise accuracy over the validation
+    sets (a list is one set named "valid")."""
     settings.validate()
+    valid = dict(valid) if isinstance(valid, dict) else {"valid": list(valid)}
     if settings.train_encoder and settings.members != 1:
         raise CarSelectError("--members must be 1 with --train-encoder (the members would share one encoder)")
     seed_everything(settings.seed)
@@ -234,7 +276,7 @@ def train_scorer(train: Sequence[PreferencePair], valid: Sequence[PreferencePair
     for p in scorer.model.encoder.parameters():
         p.requires_grad_(False)
     train_texts, train_rows = _pair_texts(train, settings.objective)
-    valid_texts, valid_rows = _pair_texts(valid, settings.objective)
+    valid_texts, valid_rows = _pair_texts([p for pairs in valid.values() for p in pairs], settings.objective)
     precompute = not settings.train_encoder
     scorer.model.eval()
     train_feats = _Features(scorer, train_texts, precompute, settings.batch_tokens, "train", quiet)
@@ -257,11 +299,11 @@ def train_scorer(train: Sequence[PreferencePair], valid: Sequence[PreferencePair
         ensemble.members = nn.ModuleList(members)
         scorer.model.head = ensemble
     scorer.eval_mode()
-    chosen, rejected = _scores(scorer, valid_feats, valid_rows, settings.objective)
-    valid_eval = evaluate_pairs(valid, chosen, rejected)
+    evaluations = _validate(scorer, valid, valid_feats, valid_rows, settings.objective)
     scorer.meta = {"training": {**asdict(settings), "best_epochs": best_epochs, "train_pairs": len(train),
-                                "valid_pairs": len(valid)}, "valid": valid_eval.to_dict()}
-    return TrainResult(scorer, best_epochs, valid_eval, history)
+                                "valid_pairs": {k: len(v) for k, v in valid.items()}},
+                   "valid": {k: e.to_dict() for k, e in evaluations.items()}}
+    return TrainResult(scorer, best_epochs, evaluations, history)
 
 
 def score_pairs(scorer: Scorer, pairs: Sequence[PreferencePair], batch_tokens: int = 16384):

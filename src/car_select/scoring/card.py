@@ -1,0 +1,110 @@
+"""A scorer card: what a scorer was trained on and how it does where it was not, beside length.
+
+Every figure sits beside the naive baseline ("the longer answer wins"), because an in-distribution
+accuracy alone says little: the card carries accuracy on each validation set, the length-controlled
+accuracy, the Spearman correlation of score with answer length on a reference set, and the accuracy
+per corruption kind (corruptions.py). `car-select eval-scorer` computes these for any scorer; the
+training command stores the card in the scorer's config.json, and `eval-scorer --card` prints it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import CarSelectError
+from .corruptions import build_suite
+from .evaluate import evaluate_pairs, robustness_report, spearman
+from .pairs import PreferencePair, read_pairs
+
+
+def _name(path: str | os.PathLike) -> str:
+    return os.path.basename(str(path))
+
+
+def answer_items(path: str | os.PathLike, max_records: int | None = 300, seed: int = 0) -> list[tuple[str, str]]:
+    """(rendered prompt, answer) of the first exchange of up to max_records records of any dataset
+    the readers know, sampled with `seed`; records with an empty answer are left out."""
+    from ..formats import read_dataset
+    from ..render import render_exchanges
+
+    items = [render_exchanges(r)[0] for r in read_dataset(str(path)).records]
+    items = [it for it in items if it[1].strip()]
+    if max_records is not None and len(items) > max_records:
+        items = [items[i] for i in sorted(random.Random(seed).sample(range(len(items)), max_records))]
+    if not items:
+        raise CarSelectError(f"{path}: no records with a non-empty answer")
+    return items
+
+
+def score_pair_list(scorer, pairs: Sequence[PreferencePair], batch_tokens: int = 16384):
+    """(chosen scores, rejected scores), every distinct (prompt, answer) scored once."""
+    keys = [(p.prompt, p.chosen) for p in pairs] + [(p.rejected_prompt or p.prompt, p.rejected) for p in pairs]
+    unique = list(dict.fromkeys(keys))
+    scores = scorer.score_pairs([k[0] for k in unique], [k[1] for k in unique], batch_tokens)
+    where = {k: i for i, k in enumerate(unique)}
+    s = np.array([scores[where[k]] for k in keys])
+    return s[: len(pairs)], s[len(pairs):]
+
+
+def evaluate_test(scorer, path: str | os.PathLike, batch_tokens: int = 16384) -> dict:
+    pairs = read_pairs(path)
+    return evaluate_pairs(pairs, *score_pair_list(scorer, pairs, batch_tokens)).to_dict()
+
+
+def robustness_pairs(path: str | os.PathLike, max_records: int | None = 300, seed: int = 0,
+                     kinds: Sequence[str] | None = None):
+    """The diagnostic suite: every corruption kind of every sampled answer, eval-pool wordings."""
+    return build_suite(answer_items(path, max_records, seed), kinds, seed=seed, pool="eval")
+
+
+def evaluate_robustness(scorer, path: str | os.PathLike, max_records: int | None = 300, seed: int = 0,
+                        kinds: Sequence[str] | None = None, batch_tokens: int = 16384) -> dict:
+    pairs = robustness_pairs(path, max_records, seed, kinds)
+    return robustness_report(pairs, *score_pair_list(scorer, pairs, batch_tokens))
+
+
+def length_correlation(scorer, path: str | os.PathLike, max_records: int | None = 2000, seed: int = 0,
+                       batch_tokens: int = 16384) -> dict:
+    """Spearman of score with answer length (characters) over a dataset's records."""
+    items = answer_items(path, max_records, seed)
+    scores = scorer.score_pairs([p for p, _ in items], [a for _, a in items], batch_tokens)
+    return {"spearman": round(spearman(scores, [len(a) for _, a in items]), 4), "n_records": len(items)}
+
+
+def build_card(scorer, *, trained_on: Sequence[str] = (), valid: Sequence[str] = (),
+               robustness: Sequence[str] = (), length_reference: Sequence[str] = (),
+               max_records: int | None = 300, seed: int = 0, batch_tokens: int = 16384) -> dict:
+    """The card's figures for `scorer` on the given files (named by their base names)."""
+    return {
+        "trained_on": [_name(p) for p in trained_on],
+        "validation": {_name(p): evaluate_test(scorer, p, batch_tokens) for p in valid},
+        "robustness": {_name(p): evaluate_robustness(scorer, p, max_records, seed, batch_tokens=batch_tokens)
+                       for p in robustness},
+        "length_spearman": {_name(p): length_correlation(scorer, p, batch_tokens=batch_tokens)
+                            for p in length_reference},
+    }
+
+
+def format_card(card: dict) -> str:
+    """The card as aligned text lines."""
+    lines = []
+    if card.get("trained_on"):
+        lines.append("trained on          " + ", ".join(card["trained_on"]))
+    for name, v in card.get("validation", {}).items():
+        lc = v.get("length_controlled_accuracy")
+        lines.append(f"{name}: pairwise accuracy {v['pairwise_accuracy']:.4f} ({v['n_pairs']} pairs), "
+                     f"longer-answer baseline {v['length_baseline_accuracy']:.4f}, length-controlled "
+                     f"{'n/a' if lc is None else f'{lc:.4f}'} ({v['n_length_controlled']} pairs)")
+    for name, r in card.get("robustness", {}).items():
+        lines.append(f"{name}: robustness {r['accuracy']:.4f} over {r['n_pairs']} pairs (longer-answer baseline "
+                     f"{r['length_baseline']:.4f}; worst kind {r['worst_kind_accuracy']:.4f})")
+        for kind, k in r["per_kind"].items():
+            lines.append(f"  {kind:<18} {k['accuracy']:.4f}  (longer wins {k['length_baseline']:.4f}, "
+                         f"{k['n_pairs']} pairs)")
+    for name, s in card.get("length_spearman", {}).items():
+        lines.append(f"{name}: Spearman(score, answer length) {s['spearman']:+.4f} over {s['n_records']} records")
+    return "\n".join(lines)

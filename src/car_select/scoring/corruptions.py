@@ -1,0 +1,204 @@
+"""A corruption suite: degraded copies of good answers, each a pair (original above its copy).
+
+Used twice: as training negatives for a scorer (pool "train"), and as a diagnostic anyone can run
+on their own data and any scorer (`car-select eval-scorer --robustness DATA`, pool "eval"). The
+filler sentences and refusals come in two disjoint pools, so a scorer checked with the "eval" pool is
+checked on wordings it never saw in training.
+
+Every generator is deterministic given (seed, item position, kind): the same data and seed give the
+same suite whatever order or subset of kinds is asked for.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..errors import CarSelectError
+from .pairs import PreferencePair
+
+# Generic padding that adds words and no content. Two disjoint pools (train / eval).
+FILLERS = {
+    "train": [
+        "I hope this helps!",
+        "Let me know if you have any other questions.",
+        "This is a great question and there are many things to consider.",
+        "Thank you for asking, I am always happy to help with questions like this one.",
+        "Please feel free to reach out if you need any further assistance.",
+        "In conclusion, this is an important topic that deserves careful thought.",
+        "As an AI language model, I strive to provide accurate and helpful information.",
+        "There are many different perspectives on this, and it is worth exploring them all.",
+        "Overall, I think this answer covers the most important points.",
+        "It is important to remember that every situation is unique.",
+        "I have done my best to give a complete and thorough answer.",
+        "Good luck, and have a wonderful day!",
+    ],
+    "eval": [
+        "I really hope you found this response useful and informative.",
+        "Don't hesitate to ask if anything is unclear.",
+        "This is a very interesting topic that many people wonder about.",
+        "To summarize, the points above should give you a good overview.",
+        "Of course, there is always more that could be said about this subject.",
+        "Always consult a professional if you are unsure about anything.",
+        "I am glad I could assist you with this request today.",
+        "Remember that learning is a lifelong journey.",
+    ],
+}
+REFUSALS = {
+    "train": [
+        "I'm sorry, but I can't help with that request.",
+        "I apologize, but I am unable to assist with this.",
+        "As an AI, I cannot provide an answer to this question.",
+        "Sorry, I cannot do that.",
+        "I'm not able to help with that. Is there anything else I can do for you?",
+        "Unfortunately, I cannot complete this task.",
+    ],
+    "eval": [
+        "I'm afraid I can't answer that.",
+        "My apologies, but this is not something I can help you with.",
+        "I am not able to provide that information.",
+        "Sorry, but I won't be able to complete this request.",
+    ],
+}
+POOLS = tuple(FILLERS)
+
+_WORD = re.compile(r"\S+")
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
+def _fillers(rng: random.Random, pool: str, count: int) -> str:
+    return " ".join(rng.sample(FILLERS[pool], count))
+
+
+def repeat(prompt, answer, rng, others, pool):
+    """The whole answer two or three times over (padding by repetition)."""
+    return "\n\n".join([answer] * rng.choice((2, 3)))
+
+
+def filler_append(prompt, answer, rng, others, pool):
+    return f"{answer}\n\n{_fillers(rng, pool, rng.choice((2, 3)))}"
+
+
+def filler_prepend(prompt, answer, rng, others, pool):
+    return f"{_fillers(rng, pool, rng.choice((2, 3)))}\n\n{answer}"
+
+
+def truncate(prompt, answer, rng, others, pool):
+    """Cut mid-answer, between 25% and 60% of its words (needs at least 8 words)."""
+    words = _words(answer)
+    if len(words) < 8:
+        return None
+    keep = max(2, int(len(words) * rng.uniform(0.25, 0.6)))
+    return " ".join(words[:keep])
+
+
+def off_topic(prompt, answer, rng, others, pool):
+    """Another record's answer: fluent, and about something else."""
+    candidates = [o for o in others if o.strip() != answer.strip()]
+    return rng.choice(candidates) if candidates else None
+
+
+def off_topic_padded(prompt, answer, rng, others, pool):
+    """Another record's answer, padded with filler (wrong and long)."""
+    other = off_topic(prompt, answer, rng, others, pool)
+    return None if other is None else f"{other}\n\n{_fillers(rng, pool, 2)}"
+
+
+def degenerate(prompt, answer, rng, others, pool):
+    """One token repeated, as a decoding loop produces."""
+    words = [w for w in _words(answer) if w.isalpha()] or ["the"]
+    return " ".join([rng.choice(words)] * rng.choice((20, 50, 200, 1000)))
+
+
+def echo_instruction(prompt, answer, rng, others, pool):
+    """The request given back as the answer."""
+    text = re.sub(r"^Instruction:\s*", "", prompt)
+    text = re.sub(r"\s*Input:\s*", "\n", text, count=1)
+    return None if not text.strip() or text.strip() == answer.strip() else text
+
+
+def refusal(prompt, answer, rng, others, pool):
+    """A canned refusal of a benign request."""
+    return rng.choice(REFUSALS[pool])
+
+
+def shuffle_words(prompt, answer, rng, others, pool):
+    """The answer's own words in random order (needs at least 6 words)."""
+    words = _words(answer)
+    if len(words) < 6:
+        return None
+    for _ in range(5):
+        shuffled = rng.sample(words, len(words))
+        if shuffled != words:
+            return " ".join(shuffled)
+    return None
+
+
+def empty(prompt, answer, rng, others, pool):
+    return ""
+
+
+Generator = Callable[[str, str, random.Random, Sequence[str], str], "str | None"]
+KINDS: dict[str, Generator] = {
+    "repeat": repeat,
+    "filler_append": filler_append,
+    "filler_prepend": filler_prepend,
+    "truncate": truncate,
+    "off_topic": off_topic,
+    "off_topic_padded": off_topic_padded,
+    "degenerate": degenerate,
+    "echo_instruction": echo_instruction,
+    "refusal": refusal,
+    "shuffle_words": shuffle_words,
+    "empty": empty,
+}
+
+
+@dataclass(frozen=True)
+class CorruptedPair(PreferencePair):
+    """A PreferencePair whose rejected answer is a degraded copy of the chosen one."""
+
+    kind: str = ""
+
+
+def corrupt(prompt: str, answer: str, kind: str, *, seed: int = 0, position: int = 0,
+            others: Sequence[str] = (), pool: str = "eval") -> str | None:
+    """The degraded copy of one answer, or None where the kind does not apply to it."""
+    if kind not in KINDS:
+        raise CarSelectError(f"unknown corruption kind {kind!r}; choose from {', '.join(KINDS)}")
+    if pool not in POOLS:
+        raise CarSelectError(f"unknown pool {pool!r}; choose from {', '.join(POOLS)}")
+    rng = random.Random(f"{seed}:{position}:{kind}")  # str seeds are hashed deterministically
+    # off-topic answers come from a few sampled records, not a scan of all of them
+    sample = [others[rng.randrange(len(others))] for _ in range(min(8, len(others)))] if others else []
+    degraded = KINDS[kind](prompt, answer, rng, sample, pool)
+    if degraded is None or degraded == answer:
+        return None
+    return degraded
+
+
+def build_suite(items: Sequence[tuple[str, str]], kinds: Sequence[str] | None = None, *, seed: int = 0,
+                pool: str = "eval", per_item: int | None = None) -> list[CorruptedPair]:
+    """Pairs (original above its degraded copy) from (rendered prompt, good answer) items.
+
+    per_item=None gives every applicable kind for every item (the diagnostic); per_item=1 draws one
+    kind per item (training negatives, spread evenly over the kinds)."""
+    kinds = list(kinds or KINDS)
+    answers = [a for _, a in items]
+    pairs = []
+    for position, (prompt, answer) in enumerate(items):
+        if not answer.strip():
+            continue  # an empty answer has nothing to degrade
+        chosen_kinds = kinds
+        if per_item is not None:
+            chosen_kinds = random.Random(f"{seed}:{position}:kinds").sample(kinds, min(per_item, len(kinds)))
+        for kind in chosen_kinds:
+            degraded = corrupt(prompt, answer, kind, seed=seed, position=position, others=answers, pool=pool)
+            if degraded is not None:
+                pairs.append(CorruptedPair(prompt, answer, degraded, kind=kind))
+    return pairs

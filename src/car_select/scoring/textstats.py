@@ -1,0 +1,87 @@
+"""Cheap text statistics of a (prompt, response) pair, given to the scorer as explicit inputs.
+
+The encoder sees at most max_length tokens, so an answer repeated twice, padded with filler past
+the window, or a 20,000-word loop of one token looks to it like its first 256 tokens. These
+statistics are computed on the whole response, in microseconds, with no model: length, how much of
+it repeats itself, how much of it is the prompt given back, whether it ends mid-sentence. The head
+learns how much each matters from pairs where length and quality disagree (corruption negatives).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+STATS_VERSION = 1
+STAT_NAMES = (
+    "log_chars",
+    "log_words",
+    "repeated_4gram_share",
+    "repeated_line_share",
+    "top_word_share",
+    "compression_ratio",
+    "distinct_first_100",
+    "ends_cleanly",
+    "words_from_prompt",
+    "prompt_words_covered",
+    "echo_8gram_share",
+    "log_length_ratio",
+    "is_empty",
+    "letter_share",
+)
+_WORD = re.compile(r"\w+", re.UNICODE)
+_CLEAN_END = set('.!?)]}"\'`*>:;')
+_SCAN = 20_000  # characters looked at for the n-gram statistics (length counts the whole text)
+
+
+def _repeated_share(items: Sequence) -> float:
+    return 1.0 - len(set(items)) / len(items) if items else 0.0
+
+
+def _char_grams(text: str, n: int = 8) -> set[str]:
+    text = " ".join(text.lower().split())
+    return {text[i:i + n] for i in range(max(0, len(text) - n + 1))}
+
+
+def text_stats(prompt: str, response: str) -> np.ndarray:
+    """One row of STAT_NAMES for a rendered prompt and its response, each roughly in [0, 1]."""
+    head = response[:_SCAN]
+    words = [w.lower() for w in _WORD.findall(head)]
+    n_words_total = len(words) if len(response) <= _SCAN else int(len(words) * len(response) / len(head))
+    prompt_words = [w.lower() for w in _WORD.findall(prompt[:_SCAN])]
+    prompt_set = set(prompt_words)
+    grams4 = list(zip(words, words[1:], words[2:], words[3:]))
+    lines = [ln.strip() for ln in re.split(r"[\n.!?]+", head) if len(ln.strip()) > 3]
+    raw = head.encode("utf-8", "surrogatepass")
+    stripped = response.rstrip()
+    content = [w for w in prompt_set if len(w) > 3]
+    word_set = set(words)
+    resp_grams = _char_grams(head)
+    return np.array([
+        math.log1p(len(response)) / 10.0,
+        math.log1p(n_words_total) / 8.0,
+        _repeated_share(grams4),
+        _repeated_share(lines),
+        Counter(words).most_common(1)[0][1] / len(words) if words else 0.0,
+        len(zlib.compress(raw)) / len(raw) if raw else 0.0,
+        len(set(words[:100])) / len(words[:100]) if words else 0.0,
+        float(bool(stripped) and stripped[-1] in _CLEAN_END),
+        sum(w in prompt_set for w in words) / len(words) if words else 0.0,
+        sum(w in word_set for w in content) / len(content) if content else 0.0,
+        len(resp_grams & _char_grams(prompt[:_SCAN])) / len(resp_grams) if resp_grams else 0.0,
+        math.log((n_words_total + 1) / (len(prompt_words) + 1)) / 5.0,
+        float(not response.strip()),
+        sum(c.isalpha() for c in head) / len(head) if head else 0.0,
+    ], dtype=np.float32)
+
+
+def text_stats_batch(prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+    """(n, len(STAT_NAMES)) float32."""
+    if not prompts:
+        return np.zeros((0, len(STAT_NAMES)), dtype=np.float32)
+    return np.stack([text_stats(p, r) for p, r in zip(prompts, responses)])

@@ -1,0 +1,114 @@
+import json
+import re
+
+import numpy as np
+import pytest
+
+from car_select.errors import CarSelectError
+from car_select.scoring.corruptions import FILLERS, KINDS, REFUSALS, build_suite, corrupt
+from car_select.scoring.evaluate import robustness_report
+from car_select.scoring.textstats import STAT_NAMES, text_stats
+
+ITEMS = [
+    ("Instruction: Name three primary colours.", "The three primary colours are red, yellow and blue."),
+    ("Instruction: How do I boil an egg?",
+     "Put the egg in boiling water for about nine minutes, then cool it in cold water before peeling it."),
+    ("Instruction: Translate to French. Input: Good morning", "Bonjour, comment allez-vous ce matin ?"),
+    ("Instruction: What is the capital of Japan?", "Tokyo is the capital of Japan and its largest city by far."),
+]
+PROMPT, ANSWER = ITEMS[1]
+OTHERS = [a for _, a in ITEMS]
+
+
+def words(text):
+    return re.findall(r"\S+", text)
+
+
+def test_every_kind_really_degrades_the_answer():
+    for kind in KINDS:
+        out = corrupt(PROMPT, ANSWER, kind, seed=3, others=OTHERS)
+        assert out is not None and out != ANSWER, kind
+    assert corrupt(PROMPT, ANSWER, "repeat", seed=3).count(ANSWER) in (2, 3)
+    appended = corrupt(PROMPT, ANSWER, "filler_append", seed=3)
+    assert appended.startswith(ANSWER) and any(f in appended for f in FILLERS["eval"])
+    prepended = corrupt(PROMPT, ANSWER, "filler_prepend", seed=3)
+    assert prepended.endswith(ANSWER) and any(f in prepended for f in FILLERS["eval"])
+    cut = corrupt(PROMPT, ANSWER, "truncate", seed=3)
+    assert ANSWER.startswith(cut) and len(words(cut)) < 0.65 * len(words(ANSWER))
+    assert corrupt(PROMPT, ANSWER, "off_topic", seed=3, others=OTHERS) in OTHERS[:1] + OTHERS[2:]
+    padded = corrupt(PROMPT, ANSWER, "off_topic_padded", seed=3, others=OTHERS)
+    assert any(padded.startswith(o) for o in OTHERS if o != ANSWER) and len(padded) > len(ANSWER) / 2
+    loop = words(corrupt(PROMPT, ANSWER, "degenerate", seed=3))
+    assert len(set(loop)) == 1 and len(loop) >= 20
+    assert "How do I boil an egg?" in corrupt(PROMPT, ANSWER, "echo_instruction", seed=3)
+    assert corrupt(PROMPT, ANSWER, "refusal", seed=3) in REFUSALS["eval"]
+    shuffled = corrupt(PROMPT, ANSWER, "shuffle_words", seed=3)
+    assert sorted(words(shuffled)) == sorted(words(ANSWER)) and shuffled != ANSWER
+    assert corrupt(PROMPT, ANSWER, "empty", seed=3) == ""
+
+
+def test_generators_are_deterministic_given_a_seed_and_vary_with_it():
+    a = build_suite(ITEMS, seed=7)
+    assert a == build_suite(ITEMS, seed=7)
+    assert a != build_suite(ITEMS, seed=8)
+    # a kind's output does not depend on which other kinds are asked for
+    only = build_suite(ITEMS, ["truncate"], seed=7)
+    assert only == [p for p in a if p.kind == "truncate"]
+
+
+def test_train_and_eval_pools_share_no_wording():
+    assert not set(FILLERS["train"]) & set(FILLERS["eval"])
+    assert not set(REFUSALS["train"]) & set(REFUSALS["eval"])
+    train = build_suite(ITEMS, ["filler_append", "refusal"], seed=1, pool="train")
+    assert all(not any(f in p.rejected for f in FILLERS["eval"] + REFUSALS["eval"]) for p in train)
+
+
+def test_kinds_that_do_not_apply_are_left_out():
+    short = [("Instruction: Say hi.", "Hi!")]
+    kinds = {p.kind for p in build_suite(short)}
+    assert "truncate" not in kinds and "shuffle_words" not in kinds and "off_topic" not in kinds
+    assert {"repeat", "refusal", "degenerate"} <= kinds
+
+
+def test_one_kind_per_item_spreads_over_the_kinds():
+    items = ITEMS * 30
+    suite = build_suite(items, seed=0, per_item=1, pool="train")
+    assert len(suite) >= 0.8 * len(items)
+    assert len({p.kind for p in suite}) == len(KINDS)
+
+
+def test_unknown_kind_or_pool_is_a_one_line_error():
+    with pytest.raises(CarSelectError, match="unknown corruption kind"):
+        corrupt(PROMPT, ANSWER, "typo")
+    with pytest.raises(CarSelectError, match="unknown pool"):
+        corrupt(PROMPT, ANSWER, "repeat", pool="test")
+
+
+def test_robustness_report_counts_per_kind_on_a_hand_made_set():
+    suite = build_suite(ITEMS, ["repeat", "refusal", "empty"], seed=0)
+    # a hand-made "scorer": fooled by every repeat, right on every refusal, a tie on every empty answer
+    chosen = [1.0] * len(suite)
+    rejected = [{"repeat": 2.0, "refusal": 0.0, "empty": 1.0}[p.kind] for p in suite]
+    report = robustness_report(suite, chosen, rejected)
+    assert {k: v["accuracy"] for k, v in report["per_kind"].items()} == {"repeat": 0.0, "refusal": 1.0, "empty": 0.5}
+    assert report["n_pairs"] == len(suite) == 12
+    assert report["accuracy"] == pytest.approx(6 / 12, abs=1e-4)
+    assert report["worst_kind_accuracy"] == 0.0
+    # the baseline: the longer text wins, so every repeat is lost and every empty answer is won
+    assert report["per_kind"]["repeat"]["length_baseline"] == 0.0
+    assert report["per_kind"]["empty"]["length_baseline"] == 1.0
+    json.dumps(report)
+
+
+def test_text_stats_see_repetition_echo_and_truncation_past_any_token_window():
+    base = text_stats(PROMPT, ANSWER)
+    assert base.shape == (len(STAT_NAMES),)
+    idx = {n: i for i, n in enumerate(STAT_NAMES)}
+    twice = text_stats(PROMPT, "\n\n".join([ANSWER] * 40))
+    assert twice[idx["repeated_4gram_share"]] > 0.9 > base[idx["repeated_4gram_share"]]
+    assert twice[idx["log_chars"]] > base[idx["log_chars"]]
+    echo = text_stats(PROMPT, "How do I boil an egg?")
+    assert echo[idx["echo_8gram_share"]] > 0.9 > base[idx["echo_8gram_share"]]
+    assert text_stats(PROMPT, "Put the egg in boiling")[idx["ends_cleanly"]] == 0 < base[idx["ends_cleanly"]]
+    assert text_stats(PROMPT, "")[idx["is_empty"]] == 1
+    assert np.isfinite(text_stats("", "\ud800 x " * 3)).all()  # a lone surrogate does not break it
