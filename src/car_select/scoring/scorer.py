@@ -167,7 +167,12 @@ class Scorer:
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None) -> "Scorer":
-        """Our scorer directory, or the paper's official COMET checkpoint (.ckpt + hparams.yaml)."""
+        """Our scorer directory, or the paper's official COMET checkpoint (.ckpt + hparams.yaml), or
+        `hf-reward:MODEL_OR_PATH`, any Hugging Face reward model (scoring/reward.py)."""
+        if isinstance(path, str) and path.startswith("hf-reward:"):
+            from .reward import RewardScorer
+
+            return RewardScorer.load(path)
         path = scorer_path(path)
         if path.is_file() and path.suffix == ".ckpt" or (path.is_dir() and any(path.glob("**/*.ckpt"))):
             from .official import load_official_checkpoint
