@@ -1,5 +1,6 @@
 """End to end through the CLI on a real Alpaca slice: --budget, --fraction, --score-field, --min-score."""
 
+import hashlib
 import json
 import math
 
@@ -53,6 +54,10 @@ def test_budget(work):
     assert s["budget"] == 60 and s["n1"] == s["selected_top_n1"]
     check_car_rule(rows, s["n1"])
     check_output_matches(work[2], json.loads(out.read_text()), rows)
+    manifest = json.loads((ann.parent / (ann.name + ".manifest.json")).read_text())
+    assert manifest == s["manifest"] and manifest["config"]["budget"] == 60 and manifest["seed"] == 42
+    assert manifest["input"]["sha256"] == hashlib.sha256(work[1].read_bytes()).hexdigest()
+    assert s["languages"]["counts"]["en"] >= 0.95 * s["languages"]["detected"]
     c = s["against_random"]
     assert c["size"] == 60 and c["selected"]["mean_score"] > c["random_mean"]["mean_score"]
     assert c["selected"]["clusters_covered"] == s["k"] == int(math.sqrt(N / 2))

@@ -59,6 +59,11 @@ def given_scores(dataset: Dataset, config: Config, engine: str = "local"):
     return read_score_field(dataset, config.score_field)
 
 
+def manifest_path(annotated: str) -> str:
+    """Where the run manifest goes: beside the annotated file, `ANNOTATED.manifest.json`."""
+    return f"{annotated}.manifest.json"
+
+
 FIGURE_NAMES = ("cluster_map.png", "score_hist.png", "vs_random.png")
 
 
@@ -75,6 +80,8 @@ def plan_outputs(dataset: Dataset, *, output: str | None = None, output_format: 
         fmt = output_format_of(dataset, output, output_format)
         outs.add(label("output"), output, kind="dir" if fmt == "hf" else "file")
     outs.add(label("annotated"), annotated)
+    if annotated:  # the run manifest, beside the annotated rows
+        outs.add(label("annotated-manifest"), manifest_path(annotated))
     outs.add(label("report"), report)
     outs.add(label("figures"), figures, kind="files", names=FIGURE_NAMES)
     return outs.check()
@@ -105,6 +112,9 @@ def run(dataset: Dataset | str, config: Config | None = None, *, output: str | N
             selection = select_with_ray(dataset.records, config, address=address, progress=progress)
         else:
             selection = select(dataset.records, config, progress=progress, scores=given)
+        from .manifest import build_manifest
+
+        selection.manifest = build_manifest(config, dataset.path, len(dataset.records), selection.indices)
         written: dict[str, str] = {}
         t = time.perf_counter()
         if "output" in by_label:
@@ -114,6 +124,9 @@ def run(dataset: Dataset | str, config: Config | None = None, *, output: str | N
             written["output"] = out.path
         if "annotated" in by_label:
             write_annotated(selection, outputs.temp(by_label["annotated"]))
+            from .manifest import dump
+
+            atomic_write_text(outputs.temp(by_label["annotated-manifest"]), dump(selection.manifest))
             written["annotated"] = by_label["annotated"].path
         selection.stage_seconds["write"] = time.perf_counter() - t
         if "report" in by_label or "figures" in by_label:

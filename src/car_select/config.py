@@ -33,6 +33,8 @@ class Config:
     score_field: str | None = None
     # The summary's "against random": the selection beside this many uniform random subsets of its size.
     compare_seeds: int = 5
+    # Detect languages on a seeded sample of this many distinct records (None: every record, 0: off).
+    language_sample: int | None = 1000
     # --- clustering (paper: PCA keeping 95% variance, k = int(sqrt(n/2)), random_state 42) ---
     clusters: int | None = None
     pca_variance: float = 0.95
@@ -133,6 +135,9 @@ class Config:
             raise CarSelectError("--score-field and --scorer are exclusive: the field is the score")
         if not isinstance(self.compare_seeds, int) or isinstance(self.compare_seeds, bool) or self.compare_seeds < 0:
             raise CarSelectError(f"compare_seeds must be an integer >= 0, got {self.compare_seeds!r}")
+        if self.language_sample is not None and (not isinstance(self.language_sample, int)
+                                                 or isinstance(self.language_sample, bool) or self.language_sample < 0):
+            raise CarSelectError(f"language_sample must be an integer >= 0 or None, got {self.language_sample!r}")
 
     def resolved_cache_dir(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else default_cache_dir()

@@ -48,6 +48,9 @@ class Selection:
     eligible: int = 0  # distinct records scoring at least min_score (all distinct records without it)
     warnings: list[str] = field(default_factory=list)
     against_random: dict | None = None  # value.compare_with_random: the selection beside random subsets
+    languages: dict | None = None  # languages.language_summary: detected languages, scorer's, warning
+    record_languages: list | None = None  # per input record, when every distinct record was detected
+    manifest: dict | None = None  # manifest.build_manifest, set by api.run (it knows the input file)
 
     @property
     def n_records(self) -> int:
@@ -77,6 +80,8 @@ class Selection:
                    "selected": reasons[i] is not None, "reason": reasons[i]}
             if self.duplicate_of[i] >= 0:
                 row["reason"], row["duplicate_of"] = "duplicate", int(self.duplicate_of[i])
+            if self.record_languages is not None:
+                row["language"] = self.record_languages[i]
             yield row
 
     def summary(self) -> dict:
@@ -97,6 +102,8 @@ class Selection:
             "cache_hits": self.cache_hits,
             "encoder_passes": self.encoder_passes,
             **({"against_random": self.against_random} if self.against_random else {}),
+            **({"languages": self.languages} if self.languages else {}),
+            **({"manifest": self.manifest} if self.manifest else {}),
             **({"warnings": list(self.warnings)} if self.warnings else {}),
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
         }
@@ -207,11 +214,25 @@ def select(records: Sequence[Record], config: Config | None = None, *, scorer: S
                                              chosen_u, seeds=config.compare_seeds, seed=config.seed)
         seconds["compare"] = time.perf_counter() - t
 
+    languages, record_languages = None, None
+    if config.language_sample != 0:
+        t = time.perf_counter()
+        from .languages import language_summary, scorer_languages
+
+        languages, record_languages = language_summary(
+            records, unique, duplicate_of, config.language_sample, config.seed,
+            scorer_languages(config.scorer, config.score_field))
+        if languages["warning"]:
+            warnings.warn(languages["warning"], CarSelectWarning, stacklevel=2)
+            rule.warnings.append(languages["warning"])
+        seconds["languages"] = time.perf_counter() - t
+
     return Selection(
         indices=chosen.indices, reasons=chosen.reasons, scores=scores, clusters=clusters,
         duplicate_of=duplicate_of, reduced=reduced, unique=unique, k=model.k,
         pca_components=model.n_components, pca_variance_explained=model.explained_variance,
         inertia=model.inertia, stage_seconds=seconds, cache_hits=hits, encoder_passes=extractor.passes,
         n1=rule.n1, n2=rule.n2, budget=rule.budget, min_score=config.min_score, eligible=rule.eligible,
-        warnings=rule.warnings, against_random=against_random,
+        warnings=rule.warnings, against_random=against_random, languages=languages,
+        record_languages=record_languages,
     )
