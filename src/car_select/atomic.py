@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import CarSelectError
+from .outputs import _remove, _replace_dir, _umask
 
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "check_writable"]
 
@@ -44,20 +44,6 @@ def check_writable(path: str | os.PathLike, *, overwrite: bool = True, directory
             raise CarSelectError(f"cannot write {path}: it already exists (pass --overwrite to replace it)")
         if p.is_dir() and not directory:
             raise CarSelectError(f"cannot write {path}: it is a directory")
-
-
-def _umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
-
-
-def _remove(path: str) -> None:
-    with contextlib.suppress(OSError):
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            os.unlink(path)
 
 
 @contextlib.contextmanager
@@ -98,23 +84,6 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
     except BaseException:
         _remove(tmp)
         raise
-
-
-def _replace_dir(tmp: str, target: str) -> None:
-    """Move folder `tmp` onto `target`, replacing whatever is there (file or folder)."""
-    if not os.path.lexists(target):
-        os.rename(tmp, target)
-        return
-    parent = os.path.dirname(os.path.abspath(target))
-    backup = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.", suffix=".old", dir=parent)
-    os.rmdir(backup)
-    os.rename(target, backup)
-    try:
-        os.rename(tmp, target)
-    except BaseException:
-        os.rename(backup, target)
-        raise
-    _remove(backup)
 
 
 @contextlib.contextmanager

@@ -71,6 +71,8 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--scorer", help="scorer directory or official COMET .ckpt (default: the shipped scorer)")
+    g.add_argument("--embedder", default=None, help="sentence-transformers model for the clustering embedding: "
+                   "a folder, owner/name or hf://owner/name (default: the scorer's own pass)")
     g.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None)
     g.add_argument("--device", default=None, help="auto, cpu, cuda")
     g.add_argument("--batch-tokens", type=int, default=None, help="tokens per encoder batch")
@@ -231,27 +233,23 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return config.validate()
 
 
+def _fields(args):
+    from .formats import parse_fields
+
+    return parse_fields(args.fields) if args.fields else None
+
+
 def _read(args):
-    from .formats import parse_fields, read_dataset
+    from .api import read_input
 
-    return read_dataset(args.input, file_format=args.file_format, schema=args.schema,
-                        fields=parse_fields(args.fields) if args.fields else None)
+    return read_input(args.input, file_format=args.file_format, schema=args.schema, fields=_fields(args))
 
 
-def _plan(args, dataset, **extra):
+def _plan(args, source, **extra):
     from .api import plan_outputs
 
-    return plan_outputs(dataset, output=args.output, output_format=args.output_format,
-                        overwrite=args.overwrite, cli=True, **extra)
-
-
-def _is_sharded_input(path: str) -> bool:
-    """Folders of shards, globs and remote filesystem paths: read by the Ray engine itself."""
-    from .formats.hf import is_hf_folder
-
-    if path.startswith("hf://"):
-        return False
-    return "://" in path or any(c in path for c in "*?[") or (os.path.isdir(path) and not is_hf_folder(path))
+    return plan_outputs(source, output=args.output, output_format=args.output_format,
+                        overwrite=args.overwrite, cli=True, file_format=args.file_format, **extra)
 
 
 def _print_summary(args, summary: dict) -> None:
@@ -262,29 +260,21 @@ def _print_summary(args, summary: dict) -> None:
 
 
 def cmd_run(args) -> int:
+    from .formats.sources import is_sharded
+
     _check_budget_flags(args)
     config = config_from_args(args)
     quiet = args.quiet or args.json
-    if args.engine == "ray" and _is_sharded_input(args.input):
-        if args.report or args.figures:
-            raise CarSelectError("--report and --figures are not available for sharded input on the Ray engine")
-        from .engines.ray_engine import run_ray_files
-        from .formats import parse_fields
-        from .pipeline import Progress
-
-        summary = run_ray_files(args.input, args.output, config, address=args.address, annotated_dir=args.annotated,
-                                file_format=args.file_format, schema=args.schema,
-                                fields=parse_fields(args.fields) if args.fields else None,
-                                output_format=args.output_format, overwrite=args.overwrite,
-                                progress=Progress(quiet), cli=True)
-        _print_summary(args, summary)
-        return 0
-    dataset = _read(args)
-    outputs = _plan(args, dataset, annotated=args.annotated, report=args.report, figures=args.figures)
+    # every output against the input and each other before anything is read or loaded
+    outputs = _plan(args, args.input, annotated=args.annotated, report=args.report, figures=args.figures)
+    # a single file is read here, before the heavy imports, so a bad input fails fast; a sharded
+    # input is read by the engine (on the Ray engine, as Ray tasks)
+    source = args.input if args.engine == "ray" and is_sharded(args.input) else _read(args)
     from . import api  # heavy (torch, transformers): only once the input and options are known good
 
-    result = api.run(dataset, config, output_format=args.output_format, engine=args.engine,
-                     address=args.address, quiet=quiet, outputs=outputs)
+    result = api.run(source, config, output_format=args.output_format, engine=args.engine, address=args.address,
+                     quiet=quiet, outputs=outputs, file_format=args.file_format, schema=args.schema,
+                     fields=_fields(args))
     _print_summary(args, result.summary())
     return 0
 

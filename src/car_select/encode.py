@@ -42,7 +42,8 @@ def resolve_encoder_path(name_or_path: str) -> str:
 def load_tokenizer(name_or_path: str):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(resolve_encoder_path(name_or_path))
+    # a model's own code never runs: only architectures transformers ships are loaded
+    return AutoTokenizer.from_pretrained(resolve_encoder_path(name_or_path), trust_remote_code=False)
 
 
 def load_encoder(name_or_path: str):
@@ -51,7 +52,7 @@ def load_encoder(name_or_path: str):
 
     hf_logging.disable_progress_bar()  # the per-weight loading bar is noise on every run
 
-    return AutoModel.from_pretrained(resolve_encoder_path(name_or_path))
+    return AutoModel.from_pretrained(resolve_encoder_path(name_or_path), trust_remote_code=False)
 
 
 def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> list[np.ndarray]:

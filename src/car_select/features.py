@@ -92,10 +92,17 @@ class FeatureExtractor:
     def embedder(self) -> Scorer | None:
         """None when the scorer's own pass gives the clustering embedding; else a separate encoder."""
         if self._embedder is False:
-            one_pass = (self._embedder_arg is None and self.scorer.embeds_like_minilm
-                        and self.scorer.objective != "triplet")
-            self._embedder = None if one_pass else (
-                self._embedder_arg or Scorer.new(self.config.embedder or "all-MiniLM-L6-v2").eval_mode())
+            one_pass = (self._embedder_arg is None and not self.config.embedder
+                        and self.scorer.embeds_like_minilm and self.scorer.objective != "triplet")
+            if one_pass:
+                self._embedder = None
+            elif self._embedder_arg is not None:
+                self._embedder = self._embedder_arg
+            else:  # a sentence-transformers model with its own pooling (not a scorer with a random head)
+                from .embedder import SentenceEmbedder
+
+                self._embedder = SentenceEmbedder(self.config.embedder or "all-MiniLM-L6-v2",
+                                                  max_length=self.config.max_length).eval_mode()
             if self._embedder is not None:
                 self._embedder.to(self.config.device, self.config.precision)
         return self._embedder

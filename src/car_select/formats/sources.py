@@ -1,0 +1,111 @@
+"""Inputs made of several files (a folder of shards, a glob) and outputs made of several files (a
+folder of shards), for both executors.
+
+A sharded input is read file by file with `read_dataset` (each file keeps its own format and schema
+detection, so JSON Lines and Parquet shards may be mixed) and combined into one `Dataset` whose
+records are in input order: files sorted by path, rows in file order. Writing goes through
+`write_subset` like a single file, so a selection comes out exactly as it went in whichever
+executor read it.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Callable, Mapping, Sequence
+
+from ..errors import CarSelectError
+from .dataset import Dataset, output_format, write_subset
+from .detect import extension_format
+from .hf import HF_PREFIX, is_hf_folder
+
+SHARD_FORMATS = ("json", "jsonl", "csv", "parquet")
+
+
+def is_sharded(path: str) -> bool:
+    """A folder of data files (not a Hugging Face dataset folder) or a glob."""
+    if path.startswith(HF_PREFIX):
+        return False
+    return any(c in path for c in "*?[") or (os.path.isdir(path) and not is_hf_folder(path))
+
+
+def _hidden(rel: str) -> bool:
+    return any(part.startswith((".", "_")) for part in rel.split(os.sep))
+
+
+def list_files(path: str) -> list[str]:
+    """The data files of a sharded input, sorted by path: a folder is searched recursively (hidden and
+    _-prefixed entries skipped: .car-select temporaries, _SUCCESS markers); a glob is taken literally."""
+    if any(c in path for c in "*?["):
+        files = sorted(f for f in glob.glob(path, recursive=True) if os.path.isfile(f))
+        if not files:
+            raise CarSelectError(f"{path}: no files match")
+        return files
+    files = []
+    for root, dirs, names in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+        for name in names:
+            full = os.path.join(root, name)
+            if not _hidden(os.path.relpath(full, path)) and extension_format(name) in SHARD_FORMATS:
+                files.append(full)
+    if not files:
+        raise CarSelectError(f"{path}: no .json, .jsonl, .csv or .parquet files in this folder")
+    return sorted(files)
+
+
+def combine(path: str, parts: Sequence[Dataset]) -> Dataset:
+    """One Dataset from the per-file Datasets of a sharded input, records in file order. Raw rows stay
+    as read: dicts for JSON/CSV files, Arrow tables for Parquet (as dicts when the files are mixed)."""
+    first = parts[0]
+    records = [r for p in parts for r in p.records]
+    formats = {p.file_format for p in parts}
+    schemas = {p.schema for p in parts}
+    common = dict(records=records, path=path, file_format=first.file_format if len(formats) == 1 else "jsonl",
+                  schema=first.schema if len(schemas) == 1 else "mixed", fields=first.fields)
+    if all(p._table is not None for p in parts):
+        import pyarrow as pa
+
+        try:
+            table = pa.concat_tables([p._table for p in parts], promote_options="permissive")
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            raise CarSelectError(f"{path}: the shards' columns do not agree: {str(exc).splitlines()[0]}") from None
+        return Dataset(**common, _table=table)
+    rows = []
+    for p in parts:
+        rows.extend(p._rows if p._rows is not None else p._table.to_pylist())
+    header = first._csv_header if formats == {"csv"} else None
+    if header is not None:
+        header = list(dict.fromkeys(c for p in parts for c in (p._csv_header or [])))
+    return Dataset(**common, _rows=rows, _json_style=first._json_style, _csv_header=header,
+                   _csv_lineterminator=first._csv_lineterminator)
+
+
+def read_sharded(path: str, read_one: Callable[[str], Dataset], map_files: Callable | None = None) -> Dataset:
+    """Read every file of a sharded input with `read_one` (through `map_files(read_one, files)` when
+    given: the Ray executor runs it as Ray tasks) and combine them."""
+    files = list_files(path)
+    parts = list(map_files(read_one, files) if map_files else map(read_one, files))
+    return combine(path, parts)
+
+
+def shard_names(n_rows: int, rows_per_shard: int, ext: str) -> list[str]:
+    count = max(1, -(-n_rows // max(1, rows_per_shard)))
+    return [f"part-{i:05d}{ext}" for i in range(count)]
+
+
+def write_shards(dataset: Dataset, indices: Sequence[int], folder: str, file_format: str | None = None,
+                 rows_per_shard: int = 100_000, add_columns: Mapping[str, Sequence] | None = None) -> list[str]:
+    """The records at `indices`, in that order, as shards part-00000.<ext>, ... in `folder` (which
+    exists and is empty: a run's temporary folder)."""
+    fmt = output_format(dataset, "", file_format)
+    if fmt == "hf":
+        raise CarSelectError("a folder of shards cannot be a Hugging Face dataset; pass --output-format")
+    ext = "." + fmt
+    indices = list(indices)
+    names = shard_names(len(indices), rows_per_shard, ext)
+    step = max(1, rows_per_shard)
+    for k, name in enumerate(names):
+        part = indices[k * step:(k + 1) * step]
+        extra = {c: list(v)[k * step:(k + 1) * step] for c, v in (add_columns or {}).items()} or None
+        write_subset(dataset, part, os.path.join(folder, name), fmt, add_columns=extra)
+    return names
