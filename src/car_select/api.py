@@ -45,13 +45,8 @@ def report_data(dataset: Dataset, selection: Selection, summary: dict):
     )
 
 
-def given_scores(dataset: Dataset, config: Config, engine: str = "local"):
-    """The --score-field values (None without one); budget options the Ray engine lacks are errors."""
-    if engine == "ray":
-        used = [f"--{n.replace('_', '-')}" for n in ("budget", "fraction", "min_score", "score_field")
-                if getattr(config, n) is not None]
-        if used:
-            raise CarSelectError(f"{', '.join(used)}: not available on the Ray engine yet (use --engine local)")
+def given_scores(dataset: Dataset, config: Config):
+    """The --score-field values (None without one)."""
     if config.score_field is None:
         return None
     from .given_scores import read_score_field
@@ -67,18 +62,37 @@ def manifest_path(annotated: str) -> str:
 FIGURE_NAMES = ("cluster_map.png", "score_hist.png", "vs_random.png")
 
 
-def plan_outputs(dataset: Dataset, *, output: str | None = None, output_format: str | None = None,
+def _input_format(source: Dataset | str, file_format: str | None) -> tuple[str, bool]:
+    """(the input's format, whether it is sharded), cheaply: only a file's first bytes are read."""
+    from .formats import detect_file_format
+    from .formats.sources import is_sharded, list_files
+
+    if isinstance(source, Dataset):
+        return source.file_format, is_sharded(source.path)
+    if is_sharded(source):
+        return detect_file_format(list_files(source)[0], file_format), True
+    return detect_file_format(source, file_format), False
+
+
+def plan_outputs(source: Dataset | str, *, output: str | None = None, output_format: str | None = None,
                  annotated: str | None = None, report: str | None = None, figures: str | None = None,
-                 overwrite: bool = True, cli: bool = False) -> RunOutputs:
-    """Every output of a run, checked against the input and each other (as files) before any work.
-    Errors name the API argument, or the flag when `cli` is true."""
+                 overwrite: bool = True, cli: bool = False, file_format: str | None = None) -> RunOutputs:
+    """Every output of a run, checked against the input and each other (as files) before any work
+    (`source` is the Dataset or the input path, not yet read). Errors name the API argument, or the
+    flag when `cli` is true. The selection is a folder (of shards, or a Hugging Face dataset) when its
+    format is hf, or the input is sharded and the output path has no data file extension."""
+    from .formats.detect import check_file_format, extension_format
+
     def label(name: str) -> str:
         return f"--{name}" if cli else f"{name}="
 
-    outs = RunOutputs(inputs=[("input", dataset.path)], overwrite=overwrite)
+    in_fmt, sharded = _input_format(source, file_format)
+    path = source.path if isinstance(source, Dataset) else source
+    outs = RunOutputs(inputs=[("input", path)], overwrite=overwrite)
     if output:
-        fmt = output_format_of(dataset, output, output_format)
-        outs.add(label("output"), output, kind="dir" if fmt == "hf" else "file")
+        fmt = check_file_format(output_format, label("output-format").rstrip("=")) or extension_format(output) or in_fmt
+        folder = fmt == "hf" or (sharded and extension_format(output) is None)
+        outs.add(label("output"), output, kind="dir" if folder else "file")
     outs.add(label("annotated"), annotated)
     if annotated:  # the run manifest, beside the annotated rows
         outs.add(label("annotated-manifest"), manifest_path(annotated))
@@ -87,31 +101,48 @@ def plan_outputs(dataset: Dataset, *, output: str | None = None, output_format: 
     return outs.check()
 
 
+def read_input(path: str, *, file_format: str | None = None, schema: str | None = None, fields=None,
+               executor=None) -> Dataset:
+    """A dataset file, a Hugging Face folder or hub id, or a sharded input (a folder of data files or
+    a glob: every file read with `read_dataset`, on the executor's workers when it has any)."""
+    import functools
+
+    from .formats.sources import is_sharded, read_sharded
+
+    read_one = functools.partial(read_dataset, file_format=file_format, schema=schema, fields=fields)
+    if is_sharded(path):
+        return read_sharded(path, read_one, executor.map_files if executor is not None else None)
+    return read_one(path)
+
+
 def run(dataset: Dataset | str, config: Config | None = None, *, output: str | None = None,
         output_format: str | None = None, annotated: str | None = None, report: str | None = None,
         figures: str | None = None, engine: str = "local", address: str | None = None,
-        quiet: bool = True, overwrite: bool = True, outputs: RunOutputs | None = None) -> RunResult:
-    """Select from a dataset (a Dataset or a path) and write whatever outputs are asked for. Every
-    output is written to a temporary sibling and all are moved into place together at the end: an
-    error or interrupt part-way changes no existing file. `overwrite=False` refuses existing outputs."""
+        quiet: bool = True, overwrite: bool = True, outputs: RunOutputs | None = None,
+        file_format: str | None = None, schema: str | None = None, fields=None,
+        rows_per_shard: int = 100_000) -> RunResult:
+    """Select from a dataset (a Dataset, or a path: a file, a folder of shards, a glob) and write
+    whatever outputs are asked for. One pipeline whatever the engine ("local" or "ray": where the
+    stages run). Every output is written to a temporary sibling and all are moved into place
+    together at the end: an error or interrupt part-way changes no existing file.
+    `overwrite=False` refuses existing outputs."""
+    from .executors import executor_for
+
     config = (config or Config()).validate()
-    if engine not in ("local", "ray"):
-        raise CarSelectError(f"engine must be 'local' or 'ray', got {engine!r}")
-    if not isinstance(dataset, Dataset):
-        dataset = read_dataset(dataset)
+    executor = executor_for(engine, address=address, quiet=quiet)
     if outputs is None:
         outputs = plan_outputs(dataset, output=output, output_format=output_format, annotated=annotated,
-                               report=report, figures=figures, overwrite=overwrite)
+                               report=report, figures=figures, overwrite=overwrite, file_format=file_format)
     by_label = {o.label.strip("-=").rstrip("="): o for o in outputs.outputs}
     progress = Progress(quiet)
-    given = given_scores(dataset, config, engine)
     with outputs.transaction():
-        if engine == "ray":
-            from .engines.ray_engine import select_with_ray
-
-            selection = select_with_ray(dataset.records, config, address=address, progress=progress)
-        else:
-            selection = select(dataset.records, config, progress=progress, scores=given)
+        t = time.perf_counter()
+        if not isinstance(dataset, Dataset):
+            dataset = read_input(dataset, file_format=file_format, schema=schema, fields=fields, executor=executor)
+        read_seconds = time.perf_counter() - t
+        selection = select(dataset.records, config, progress=progress, scores=given_scores(dataset, config),
+                           executor=executor)
+        selection.stage_seconds = {"read": read_seconds, **selection.stage_seconds}
         from .manifest import build_manifest
 
         selection.manifest = build_manifest(config, dataset.path, len(dataset.records), selection.indices)
@@ -119,8 +150,13 @@ def run(dataset: Dataset | str, config: Config | None = None, *, output: str | N
         t = time.perf_counter()
         if "output" in by_label:
             out = by_label["output"]
-            write_subset(dataset, selection.indices, outputs.temp(out),
-                         output_format_of(dataset, out.path, output_format))
+            fmt = output_format_of(dataset, out.path, output_format)
+            if out.kind == "dir" and fmt != "hf":
+                from .formats.sources import write_shards
+
+                write_shards(dataset, selection.indices, outputs.temp(out), output_format, rows_per_shard)
+            else:
+                write_subset(dataset, selection.indices, outputs.temp(out), fmt)
             written["output"] = out.path
         if "annotated" in by_label:
             write_annotated(selection, outputs.temp(by_label["annotated"]))
@@ -167,7 +203,12 @@ def score_dataset(dataset: Dataset, config: Config | None = None, *, output: str
         outputs = plan_outputs(dataset, output=output, output_format=output_format, overwrite=overwrite)
     with outputs.transaction():
         scores = score_records(dataset.records, config, quiet)
-        write_subset(dataset, range(len(dataset.records)), outputs.temp(outputs.outputs[0]),
-                     output_format_of(dataset, output, output_format),
-                     add_columns={"score": [float(s) for s in scores]})
+        out, column = outputs.outputs[0], {"score": [float(s) for s in scores]}
+        fmt = output_format_of(dataset, output, output_format)
+        if out.kind == "dir" and fmt != "hf":
+            from .formats.sources import write_shards
+
+            write_shards(dataset, range(len(dataset.records)), outputs.temp(out), output_format, add_columns=column)
+        else:
+            write_subset(dataset, range(len(dataset.records)), outputs.temp(out), fmt, add_columns=column)
     return scores

@@ -113,6 +113,10 @@ class Config:
         if self.max_length < 8:
             raise fail("max_length", f"must be >= 8, got {self.max_length}")
         check_device(self.device, name("device"))
+        if self.embedder is not None:
+            from .embedder import resolve_model_id
+
+            resolve_model_id(self.embedder, name("embedder"))
         return self
 
     def _validate_budget(self) -> None:

@@ -11,15 +11,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .cache import FeatureCache
-from .clustering import ClusterModel, fit_cluster_model, sample_rows
-from .config import Config, n_clusters_for
+from .clustering import ClusterModel
+from .config import Config
 from .errors import CarSelectError, CarSelectWarning
-from .features import FeatureExtractor, aggregate, segment_records
+from .executors import LocalExecutor
 from .records import Record
 from .render import render_record
 from .scoring.scorer import Scorer
 from .selection import apply_rule
+from .stages import ClusterEstimator, Featurize
 
 
 @dataclass
@@ -138,21 +138,17 @@ def dedupe(records: Sequence[Record]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def cluster(embeddings: np.ndarray, config: Config) -> tuple[ClusterModel, np.ndarray, np.ndarray]:
-    """Fit PCA + k-means on a bounded sample, assign every row. Returns (model, labels, reduced)."""
-    n = len(embeddings)
-    k = config.clusters or n_clusters_for(n)
-    if k > n:
-        raise CarSelectError(f"--clusters {k} is more than the {n} distinct records in the input")
-    fit_rows = sample_rows(n, config.fit_sample, config.seed)
-    model = fit_cluster_model(embeddings[fit_rows], k, config.pca_variance, config.seed,
-                              config.kmeans_backend, config.kmeans_n_init)
-    reduced = model.transform(embeddings)
-    return model, model.assign(embeddings, reduced), reduced
+    """Fit PCA + k-means on the seeded sample, assign every row: (model, labels, reduced). What the
+    local executor does with the ClusterEstimator stage (kept for benchmarks/bench_scale.py)."""
+    estimator = ClusterEstimator(config)
+    estimator.fit(embeddings[estimator.fit_rows(len(embeddings))], len(embeddings))
+    labels, reduced = estimator.predict(embeddings)
+    return estimator.model, labels, reduced
 
 
 def select(records: Sequence[Record], config: Config | None = None, *, scorer: Scorer | None = None,
            scores: Sequence[float] | np.ndarray | None = None, quiet: bool = True,
-           progress: Progress | None = None) -> Selection:
+           progress: Progress | None = None, executor=None) -> Selection:
     """Run CaR on `records` and return the Selection (nothing is written). `scores`, one per record
     (e.g. from `given_scores.read_score_field`), replaces the scorer: records are only embedded."""
     config = (config or Config()).validate()
@@ -170,25 +166,21 @@ def select(records: Sequence[Record], config: Config | None = None, *, scorer: S
     t = time.perf_counter()
     unique, duplicate_of = dedupe(records)
     config.validate(len(unique))
-    segments = segment_records([records[i] for i in unique])
     seconds["render"] = time.perf_counter() - t
+    executor = executor or LocalExecutor()
 
     t = time.perf_counter()
-    extractor = FeatureExtractor(scorer, config)  # loads the model only if something is not cached
-    cache = FeatureCache(config.resolved_cache_dir(), extractor.namespace()) if config.use_cache else None
-    seconds["load_models"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    with progress.bar("score+embed", len(segments.prompts)) as tick:
-        feats, hits = extractor.extract(segments, cache, progress=tick)
-    scores_u, emb_u = aggregate(segments.owner, len(unique), feats["scores"], feats["embeddings"],
-                                feats["counts"], config.turn_aggregate)
+    # the model loads (in whichever process runs the stage) only if something is not cached
+    feats = executor.featurize(Featurize(config, scorer), [records[i] for i in unique], progress)
+    scores_u, hits = feats.scores, feats.cache_hits
     if scores is not None:  # given scores replace the scorer's (its pass gave the embedding)
         scores_u = scores[unique].astype(np.float32)
     seconds["score_embed"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    model, labels_u, reduced = cluster(emb_u, config)
+    estimator = ClusterEstimator(config)
+    labels_u, reduced = executor.cluster(estimator, feats)
+    model = estimator.model
     seconds["cluster"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -231,7 +223,7 @@ def select(records: Sequence[Record], config: Config | None = None, *, scorer: S
         indices=chosen.indices, reasons=chosen.reasons, scores=scores, clusters=clusters,
         duplicate_of=duplicate_of, reduced=reduced, unique=unique, k=model.k,
         pca_components=model.n_components, pca_variance_explained=model.explained_variance,
-        inertia=model.inertia, stage_seconds=seconds, cache_hits=hits, encoder_passes=extractor.passes,
+        inertia=model.inertia, stage_seconds=seconds, cache_hits=hits, encoder_passes=feats.passes,
         n1=rule.n1, n2=rule.n2, budget=rule.budget, min_score=config.min_score, eligible=rule.eligible,
         warnings=rule.warnings, against_random=against_random, languages=languages,
         record_languages=record_languages,
