@@ -170,3 +170,12 @@ def test_api_run_interrupted_in_the_report_stage_keeps_the_old_outputs(tmp_path,
         api.run(str(src), config, output=str(sel), annotated=str(sel))
     with pytest.raises(CarSelectError, match="output= .*is the input"):
         api.run(str(src), config, output=str(src))
+
+
+def test_an_output_named_like_the_figures_folder_is_refused(tmp_path):
+    (tmp_path / "in.json").write_text("[]")
+    with pytest.raises(CarSelectError, match="same file or overlap"):
+        plan(tmp_path, [tmp_path / "in.json"], annotated=(tmp_path / "figs", "file"),
+             figures=(tmp_path / "figs", "files")).check()
+    # the input may sit in the figures folder: only the figures' own names are written there
+    plan(tmp_path, [tmp_path / "in.json"], figures=(tmp_path, "files")).check()

@@ -249,8 +249,13 @@ class RunOutputs:
                 if p.same(q) or (q.is_dir and p.inside(q)) or (is_folder and q.inside(p)):
                     raise CarSelectError(f"{out.label} {target}: is the input {path} or overlaps it "
                                          f"({label}); writing it would destroy the input")
+        # a figures folder may hold the input (only its own PNG names are written), but no other
+        # output may be that folder, which the commit creates
+        outs += [(o, o.path, _Path.of(o.path), False) for o in self.outputs if o.kind == "files"]
         for i, (a, ta, pa, fa) in enumerate(outs):
             for b, tb, pb, fb in outs[i + 1:]:
+                if a is b:
+                    continue
                 if pa.same(pb) or (fa and pb.inside(pa)) or (fb and pa.inside(pb)):
                     raise CarSelectError(f"{a.label} {ta} and {b.label} {tb} are the same file or overlap; "
                                          "give each output its own path")
