@@ -2,17 +2,24 @@
 
     car-select run ../shared/data/stanford-alpaca-52k/alpaca_data.json -o out/alpaca_selected.json \
         --annotated out/alpaca_annotated.jsonl
-    python scripts/compare_official.py out/alpaca_annotated.jsonl [--json out/alpaca_vs_official.json]
+    python scripts/compare_official.py out/alpaca_annotated.jsonl [--json out/alpaca_vs_official.json] \
+        [--versus out/other_annotated.jsonl]
 
 Reports (a) how many of the official selection's top 1,000 by its IQS score are also in our scorer's
 top 1,000 (agreement of the rankers; random shares about 19), (b) the overlap of our whole selection
-with the official 1,013 records (random shares about 20), and the clusters our selection covers.
+with the official 1,013 records (random shares about 20), and the clusters our selection covers;
+(c) what the selection looks like beside all records: median output length, and the share of records
+whose output is mostly repetition (over half its word 4-grams repeated, or one word over a third of
+it); (d) with --versus, the overlap with another run's selection (e.g. another scorer's).
 """
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
+
+from car_select.scoring.textstats import STAT_NAMES, text_stats
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
@@ -21,12 +28,31 @@ def key(r: dict) -> tuple:
     return (r["instruction"], r.get("input", ""), r["output"])
 
 
+def mostly_repeated(output: str) -> bool:
+    stats = dict(zip(STAT_NAMES, text_stats("", output)))
+    return stats["repeated_4gram_share"] > 0.5 or (stats["top_word_share"] > 1 / 3 and len(output.split()) >= 10)
+
+
+def profile(records: list[dict], indices) -> dict:
+    outputs = [records[i]["output"] for i in indices]
+    return {"records": len(outputs), "median_output_chars": statistics.median(len(o) for o in outputs),
+            "mostly_repeated_share": round(sum(map(mostly_repeated, outputs)) / len(outputs), 5)}
+
+
+def selected_indices(path: str, n: int) -> set[int]:
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines()]
+    if len(rows) != n:
+        sys.exit(f"{path} has {len(rows)} rows but the dataset has {n} records")
+    return {r["index"] for r in rows if r["selected"]}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("annotated", help="the --annotated JSONL of a run on alpaca_data.json")
     ap.add_argument("--alpaca", default=str(DATA / "stanford-alpaca-52k" / "alpaca_data.json"))
     ap.add_argument("--official", default=str(DATA / "car-official-selection" / "CaR_selected_result.json"))
     ap.add_argument("--json", help="also write the numbers to this file")
+    ap.add_argument("--versus", help="another run's --annotated JSONL on the same data, to compare selections")
     args = ap.parse_args()
 
     alpaca = json.loads(Path(args.alpaca).read_text())
@@ -53,7 +79,15 @@ def main() -> int:
         "selection_overlap_expected_at_random": round(len(selected) * len(official_idx) / n, 1),
         "clusters": len({r["cluster"] for r in rows}),
         "clusters_covered_by_selection": len({r["cluster"] for r in rows if r["selected"]}),
+        "all_records": profile(alpaca, range(n)),
+        "selection": profile(alpaca, sorted(selected)),
+        "official_selection": profile(alpaca, official_idx),
     }
+    if args.versus:
+        other = selected_indices(args.versus, n)
+        result["versus"] = {"annotated": args.versus, "selected": len(other), "overlap": len(selected & other),
+                            "overlap_with_official": len(other & set(official_idx)),
+                            "selection": profile(alpaca, sorted(other))}
     print(json.dumps(result, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

@@ -45,6 +45,8 @@ example:
 EVAL_EXAMPLE = """\
 example:
   car-select eval-scorer --test ../shared/data/car-expert-revised/expert-revised/APE_score_test.csv --json
+  car-select eval-scorer --robustness my_data.jsonl --scorer my-scorer     # accuracy per corruption kind
+  car-select eval-scorer --scorer car-paper                                # the card stored with a scorer
 """
 
 
@@ -129,10 +131,26 @@ def build_parser() -> Parser:
 
     train = sub.add_parser("train-scorer", help="train a quality scorer on preference pairs", epilog=TRAIN_EXAMPLE,
                            formatter_class=_formatter, description="Train on the expert-revised CSV (src,score), "
-                           "the pairs CSV (src,pos,neg) or JSONL {prompt, chosen, rejected}; the epoch with the "
-                           "best validation pairwise accuracy is kept. Output: safetensors + config.json.")
-    train.add_argument("--train", required=True)
-    train.add_argument("--valid", required=True)
+                           "the pairs CSV (src,pos,neg) or JSONL {prompt, chosen, rejected}, plus corruption "
+                           "negatives; the epoch with the best mean validation pairwise accuracy is kept. Output: "
+                           "safetensors + config.json, with the scorer's card.")
+    train.add_argument("--recipe", choices=["default", "car-paper"], default="default",
+                       help="default (multi-view head, pairwise loss, corruption negatives) or car-paper (the "
+                       "paper's IQS: whole-text view, regression to 0/1, no negatives)")
+    train.add_argument("--train", action="append", required=True, help="training pairs; repeatable")
+    train.add_argument("--valid", action="append", required=True, help="validation pairs; repeatable")
+    train.add_argument("--valid-robustness", action="append", default=[], metavar="DATA",
+                       help="dataset whose degraded answers (eval-pool wordings) are one more validation set")
+    train.add_argument("--negatives-from", action="append", default=[], metavar="DATA",
+                       help="dataset whose answers, degraded, are extra training negatives (besides the "
+                       "training pairs' own chosen answers)")
+    train.add_argument("--negatives-max-records", type=int, default=1000,
+                       help="records sampled per --negatives-from / --valid-robustness dataset (1000 / 150)")
+    train.add_argument("--max-train-pairs", type=int, default=None, help="pairs sampled per --train file")
+    train.add_argument("--length-reference", metavar="DATA", help="dataset for the card's Spearman(score, length)")
+    train.add_argument("--cache-dir", help="where training features are kept for a retrain on the same data "
+                       "(default: ~/.cache/car-select)")
+    train.add_argument("--no-cache", action="store_true", help="neither read nor write training features")
     train.add_argument("-o", "--output", required=True, help="scorer directory to write")
     train.add_argument("--encoder", default="all-MiniLM-L6-v2", help="any Hugging Face encoder name or path")
     train.add_argument("--objective", choices=["regression", "pairwise", "triplet"], default=None,
@@ -160,11 +178,26 @@ def build_parser() -> Parser:
     cache.add_argument("--dry-run", action="store_true", help="prune: list what would be removed")
     cache.add_argument("--json", action="store_true")
 
-    ev = sub.add_parser("eval-scorer", help="pairwise accuracy of a scorer on test pairs", epilog=EVAL_EXAMPLE,
-                        formatter_class=_formatter)
-    ev.add_argument("--test", required=True)
-    ev.add_argument("--scorer", help="scorer directory or official .ckpt (default: the shipped scorer)")
-    ev.add_argument("--json", action="store_true")
+    ev = sub.add_parser("eval-scorer", help="how good is a scorer: pairwise accuracy, robustness, its card",
+                        epilog=EVAL_EXAMPLE, formatter_class=_formatter, description="Pairwise accuracy on "
+                        "preference pairs beside the longer-answer baseline; --robustness degrades a dataset's "
+                        "answers (repetition, filler, truncation, off-topic, ...) and reports, per kind, how often "
+                        "the original scores above its degraded copy. With no data option: the scorer's card.")
+    ev.add_argument("--test", action="append", default=[], help="preference pairs (CSV or JSONL); repeatable")
+    ev.add_argument("--robustness", action="append", default=[], metavar="DATA",
+                    help="dataset (any supported format) whose answers are degraded into pairs; repeatable")
+    ev.add_argument("--length-reference", action="append", default=[], metavar="DATA",
+                    help="dataset for the Spearman correlation of score with answer length; repeatable")
+    ev.add_argument("--max-records", type=int, default=300, help="records sampled per --robustness dataset (300)")
+    ev.add_argument("--kinds", help="comma-separated corruption kinds (default: all)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the record sample and the corruptions (0)")
+    ev.add_argument("--card", action="store_true", help="print the card stored with the scorer (the default "
+                    "when no data option is given)")
+    ev.add_argument("--save-card", action="store_true", help="store the figures as the scorer's card in its config.json")
+    ev.add_argument("--trained-on", action="append", default=[], metavar="TEXT",
+                    help="with --save-card: what the scorer was trained on (default: what its card said)")
+    ev.add_argument("--scorer", help="scorer directory, official .ckpt or 'car-paper' (default: the shipped scorer)")
+    ev.add_argument("--json", action="store_true", help="print everything as one JSON object")
     ev.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
     ev.add_argument("--device", default="auto")
     return parser
@@ -178,6 +211,10 @@ def _load_toml(path: str) -> dict:
             data = tomllib.load(f)
     except FileNotFoundError:
         raise CarSelectError(f"{path}: no such file") from None
+    except OSError as e:  # a folder, no permission, ...
+        raise CarSelectError(f"{path}: cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise CarSelectError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
         raise CarSelectError(f"{path}: malformed TOML: {e}") from None
     return {k.replace("-", "_"): v for k, v in data.items()}
@@ -263,6 +300,8 @@ def cmd_run(args) -> int:
     from .formats.sources import is_sharded
 
     _check_budget_flags(args)
+    if args.address and args.engine != "ray":
+        raise CarSelectError("--address needs --engine ray")
     config = config_from_args(args)
     quiet = args.quiet or args.json
     # every output against the input and each other before anything is read or loaded
@@ -300,6 +339,11 @@ def format_summary(s: dict) -> str:
         f"cache hits          {s['cache_hits']:,} texts",
         "time per stage      " + ", ".join(f"{k} {v:.1f}s" for k, v in s["stage_seconds"].items()),
     ]
+    if s.get("languages"):
+        lang = s["languages"]
+        shown = ", ".join(f"{code} {n:,}" for code, n in list(lang["counts"].items())[:6])
+        lines.append(f"languages           {shown}" + (f" (a sample of {lang['detected']:,} of {lang['of']:,})"
+                                                       if lang["detected"] < lang["of"] else ""))
     if s.get("against_random"):
         from .value import format_comparison
 
@@ -322,59 +366,96 @@ def cmd_score(args) -> int:
 
 def cmd_train(args) -> int:
     from .atomic import check_writable
+    from .scoring import card as cards
     from .scoring.pairs import read_pairs
-    from .scoring.train import TrainSettings, train_scorer
+    from .scoring.train import RECIPES, TrainSettings, sample_pairs, train_scorer, with_negatives
 
     check_writable(args.output, overwrite=args.overwrite, directory=True)
     if os.path.isdir(args.output) and os.listdir(args.output) and not args.overwrite:
         raise CarSelectError(f"cannot write {args.output}: it already exists (pass --overwrite to replace it)")
-    train, valid = read_pairs(args.train), read_pairs(args.valid)
-    settings = TrainSettings(encoder=args.encoder, seed=args.seed,
-                             max_length=args.max_length, precision=args.precision, device=args.device,
-                             train_encoder=args.train_encoder)
-    if args.epochs is not None:
-        settings.epochs = args.epochs
-    if args.objective is not None:
-        settings.objective = args.objective
-    if args.members is not None:
-        settings.members = args.members
-    if args.lr is not None:
-        settings.lr_head = args.lr
+    for flag, value in (("--negatives-max-records", args.negatives_max_records), ("--max-train-pairs", args.max_train_pairs)):
+        if value is not None and value < 1:
+            raise CarSelectError(f"{flag} must be >= 1, got {value}")
+    settings = TrainSettings(encoder=args.encoder, seed=args.seed, max_length=args.max_length,
+                             precision=args.precision, device=args.device, train_encoder=args.train_encoder,
+                             **RECIPES[args.recipe])
+    for flag, name in (("epochs", "epochs"), ("objective", "objective"), ("members", "members"), ("lr", "lr_head")):
+        if getattr(args, flag) is not None:
+            setattr(settings, name, getattr(args, flag))
     if args.hidden_sizes:
         try:
             settings.hidden_sizes = [int(x) for x in args.hidden_sizes.split(",") if x.strip()]
         except ValueError:
             raise CarSelectError(f"--hidden-sizes must be comma-separated integers, got {args.hidden_sizes!r}") from None
+    settings.validate()
+    train = [p for path in args.train for p in sample_pairs(read_pairs(path), args.max_train_pairs, args.seed)]
+    extra = [it for path in args.negatives_from
+             for it in cards.answer_items(path, args.negatives_max_records, args.seed)]
+    if settings.negatives_per_answer:
+        train = with_negatives(train, extra, settings.negatives_per_answer, args.seed)
+    valid = {os.path.basename(path): read_pairs(path) for path in args.valid}
+    for path in args.valid_robustness:
+        valid[f"robustness:{os.path.basename(path)}"] = cards.robustness_pairs(path, 150, seed=0)
     t = time.perf_counter()
-    result = train_scorer(train, valid, settings, quiet=args.quiet)
+    from .config import default_cache_dir
+
+    cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    result = train_scorer(train, valid, settings, quiet=args.quiet, cache_dir=cache_dir)
     result.scorer.meta["training"]["seconds"] = round(time.perf_counter() - t, 1)
+    trained_on = [os.path.basename(p) for p in args.train] + (
+        [f"corruption negatives of the training answers and of {', '.join(map(os.path.basename, args.negatives_from)) or 'nothing else'}"]
+        if settings.negatives_per_answer else [])
+    card = cards.card_from_training(result, valid, trained_on)
+    if args.length_reference:
+        card["length_spearman"][os.path.basename(args.length_reference)] = cards.length_correlation(
+            result.scorer, args.length_reference)
+    result.scorer.meta["card"] = card
     result.scorer.save(args.output)
     if not args.quiet:
-        v = result.valid
-        print(f"best epochs {result.best_epochs}: valid pairwise accuracy {v.pairwise_accuracy:.4f} "
-              f"(length baseline {v.length_baseline_accuracy:.4f}) on {v.n_pairs} pairs; "
-              f"saved {args.output} in {time.perf_counter() - t:.0f}s")
+        print(cards.format_card(card))
+        print(f"best epochs {result.best_epochs}; saved {args.output} in {time.perf_counter() - t:.0f}s")
     return 0
 
 
 def cmd_eval(args) -> int:
-    from .scoring.evaluate import evaluate_pairs
-    from .scoring.pairs import read_pairs
-    from .scoring.scorer import Scorer
-    from .scoring.train import score_pairs
+    from .scoring import card as cards
+    from .scoring.corruptions import KINDS
 
-    pairs = read_pairs(args.test)
-    scorer = Scorer.load(args.scorer).to(args.device, args.precision)
-    result = evaluate_pairs(pairs, *score_pairs(scorer, pairs))
+    if args.max_records < 1:
+        raise CarSelectError(f"--max-records must be >= 1, got {args.max_records}")
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()] if args.kinds else None
+    for kind in kinds or ():
+        if kind not in KINDS:
+            raise CarSelectError(f"--kinds: unknown kind {kind!r}; choose from {', '.join(KINDS)}")
+    for path in (*args.test, *args.robustness, *args.length_reference):
+        if not os.path.exists(path):
+            raise CarSelectError(f"{path}: no such file")
+    from .scoring.scorer import Scorer
+
+    scorer = Scorer.load(args.scorer)
+    if args.card or not (args.test or args.robustness or args.length_reference):
+        card = scorer.meta.get("card")
+        if card is None:
+            raise CarSelectError(f"{args.scorer or 'the shipped scorer'}: has no card; pass --test, --robustness "
+                                 "or --length-reference to evaluate it")
+        print(json.dumps(card) if args.json else cards.format_card(card))
+        return 0
+    scorer.to(args.device, args.precision)
+    result = {
+        "validation": {os.path.basename(p): cards.evaluate_test(scorer, p) for p in args.test},
+        "robustness": {os.path.basename(p): cards.evaluate_robustness(scorer, p, args.max_records, args.seed, kinds)
+                       for p in args.robustness},
+        "length_spearman": {os.path.basename(p): cards.length_correlation(scorer, p, seed=args.seed)
+                            for p in args.length_reference},
+    }
+    if args.save_card:
+        old = scorer.meta.get("card") or {}
+        result = {"trained_on": args.trained_on or old.get("trained_on", []), **result}
+        cards.save_card(args.scorer, result)
     if args.json:
-        print(json.dumps({k: result.to_dict()[k] for k in ("pairwise_accuracy", "length_baseline_accuracy",
-                                                         "length_controlled_accuracy", "n_pairs")}))
+        print(json.dumps(result))
     else:
-        lc = result.length_controlled_accuracy
-        print(f"pairwise accuracy           {result.pairwise_accuracy:.4f}  ({result.n_pairs} pairs)")
-        print(f"longer-answer-wins baseline {result.length_baseline_accuracy:.4f}")
-        print(f"length-controlled accuracy  {'n/a' if lc is None else f'{lc:.4f}'}  "
-              f"({result.n_length_controlled} pairs whose revised answer is not longer)")
+        print(cards.format_card(result))
     return 0
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from car_select.scoring.pairs import PreferencePair
-from car_select.scoring.train import TrainSettings, score_pairs, train_scorer
+from car_select.scoring.train import RECIPES, TrainSettings, score_pairs, train_scorer
 
 
 def synthetic_pairs(n: int, seed: int) -> list[PreferencePair]:
@@ -22,11 +22,13 @@ def synthetic_pairs(n: int, seed: int) -> list[PreferencePair]:
     return out
 
 
-@pytest.mark.parametrize("objective", ["pairwise", "regression", "triplet"])
-def test_training_learns_and_is_deterministic(tiny_encoder_dir, objective):
+@pytest.mark.parametrize("recipe,objective", [("default", "pairwise"), ("car-paper", "regression"),
+                                              ("car-paper", "triplet")])
+def test_training_learns_and_is_deterministic(tiny_encoder_dir, recipe, objective):
     train, valid = synthetic_pairs(24, 0), synthetic_pairs(8, 1)
-    settings = TrainSettings(encoder=tiny_encoder_dir, objective=objective, hidden_sizes=[16], epochs=6, lr_head=3e-3,
-                             batch_pairs=8, triplet_dim=8, max_length=32, precision="fp32", seed=5, members=1)
+    settings = TrainSettings(**{**RECIPES[recipe], **dict(
+        objective=objective, encoder=tiny_encoder_dir, hidden_sizes=[16], epochs=6, lr_head=3e-3, batch_pairs=8,
+        triplet_dim=8, max_length=32, precision="fp32", seed=5, members=1)})
     a = train_scorer(train, valid, settings, quiet=True)
     b = train_scorer(train, valid, settings, quiet=True)
     assert a.valid["valid"].pairwise_accuracy >= 0.75
@@ -39,8 +41,8 @@ def test_members_are_averaged_and_round_trip(tiny_encoder_dir, tmp_path):
     from car_select.scoring.scorer import Scorer
 
     train, valid = synthetic_pairs(24, 0), synthetic_pairs(8, 1)
-    settings = TrainSettings(encoder=tiny_encoder_dir, objective="regression", hidden_sizes=[16], epochs=3,
-                             members=3, max_length=32, precision="fp32", seed=1)
+    settings = TrainSettings(**{**RECIPES["car-paper"], **dict(
+        encoder=tiny_encoder_dir, hidden_sizes=[16], epochs=3, members=3, max_length=32, precision="fp32", seed=1)})
     result = train_scorer(train, valid, settings, quiet=True)
     head = result.scorer.model.head
     assert len(head.members) == 3 and len(result.best_epochs) == 3
@@ -88,3 +90,41 @@ def test_train_and_eval_cli_round_trip(tmp_path, tiny_encoder_dir):
     result = json.loads(res.stdout)["validation"]["valid.jsonl"]
     assert {"pairwise_accuracy", "length_baseline_accuracy", "length_controlled_accuracy", "n_pairs"} <= set(result)
     assert result["n_pairs"] == 6
+
+
+def test_scorer_card_round_trip(tmp_path, tiny_encoder_dir):
+    """train-scorer stores the card; eval-scorer prints it back unchanged, and --save-card replaces it
+    with freshly computed figures (robustness per kind included)."""
+    train, valid = tmp_path / "train.jsonl", tmp_path / "valid.jsonl"
+    for path, pairs in ((train, synthetic_pairs(20, 4)), (valid, synthetic_pairs(6, 5))):
+        path.write_text("".join(json.dumps({"prompt": p.prompt.removeprefix("Instruction: "), "chosen": p.chosen,
+                                            "rejected": p.rejected}) + "\n" for p in pairs))
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps([{"instruction": f"Tell me about {t}.", "input": "",
+                                    "output": f"{t.capitalize()} are fascinating, and here are three clear facts about {t}."}
+                                   for t in ("rivers", "bread", "stars", "trains", "music")]))
+    out = tmp_path / "scorer"
+    cmd = [sys.executable, "-m", "car_select"]
+    res = subprocess.run(cmd + ["train-scorer", "--train", str(train), "--valid", str(valid), "--valid-robustness",
+                                str(answers), "--negatives-from", str(answers), "-o", str(out), "--encoder",
+                                tiny_encoder_dir, "--epochs", "2", "--hidden-sizes", "16", "--max-length", "32",
+                                "--members", "1", "--no-cache", "-q"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    card = json.loads((out / "config.json").read_text())["card"]
+    assert card["trained_on"][:1] == ["train.jsonl"] and "answers.json" in card["trained_on"][1]
+    assert card["validation"]["valid.jsonl"]["n_pairs"] == 6
+    robust = card["robustness"]["robustness:answers.json"]
+    assert robust["n_pairs"] == sum(k["n_pairs"] for k in robust["per_kind"].values()) > 5 * 5
+    res = subprocess.run(cmd + ["eval-scorer", "--scorer", str(out), "--json"], capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == card
+    res = subprocess.run(cmd + ["eval-scorer", "--scorer", str(out), "--robustness", str(answers), "--kinds",
+                                "repeat,empty", "--save-card", "--json"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    saved = json.loads((out / "config.json").read_text())["card"]
+    assert saved == json.loads(res.stdout) and saved["trained_on"] == card["trained_on"]
+    assert set(saved["robustness"]["answers.json"]["per_kind"]) == {"repeat", "empty"}
+    res = subprocess.run(cmd + ["eval-scorer", "--scorer", str(out), "--kinds", "typo", "--robustness", str(answers)],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "typo" in res.stderr

@@ -89,6 +89,39 @@ def build_card(scorer, *, trained_on: Sequence[str] = (), valid: Sequence[str] =
     }
 
 
+def card_from_training(result, valid: dict[str, Sequence[PreferencePair]], trained_on: Sequence[str]) -> dict:
+    """The card's validation and robustness figures from the scores training computed anyway."""
+    from .corruptions import CorruptedPair
+
+    card = {"trained_on": list(trained_on), "validation": {}, "robustness": {}, "length_spearman": {}}
+    for name, pairs in valid.items():
+        if pairs and all(isinstance(p, CorruptedPair) for p in pairs):
+            card["robustness"][name] = robustness_report(pairs, *result.valid_scores[name])
+        else:
+            card["validation"][name] = result.valid[name].to_dict()
+    return card
+
+
+def save_card(scorer: str | os.PathLike | None, card: dict) -> None:
+    """Store `card` in a saved scorer's config.json (replaced atomically)."""
+    import json
+    from pathlib import Path
+
+    from ..atomic import atomic_path
+    from .scorer import FORMAT, scorer_path
+
+    config_file = scorer_path(scorer) / "config.json"
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError):
+        config = None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise CarSelectError(f"{config_file}: not a car-select scorer's config.json; --save-card needs one")
+    config["card"] = card
+    with atomic_path(config_file) as tmp:
+        Path(tmp).write_text(json.dumps(config, indent=2) + "\n")
+
+
 def format_card(card: dict) -> str:
     """The card as aligned text lines."""
     lines = []

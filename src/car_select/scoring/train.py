@@ -15,10 +15,14 @@ paper's "Comet": anchor = instruction, positive = revised, negative = original, 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
+import os
 import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,26 +31,31 @@ from torch import nn
 from ..encode import run_batches
 from ..errors import CarSelectError
 from .evaluate import ScorerEvaluation, evaluate_pairs
-from .model import OBJECTIVES, ScoringHead
+from .model import OBJECTIVES, VIEWS, ScoringHead
 from .pairs import PreferencePair
 from .scorer import Scorer
+from .textstats import STAT_NAMES
 
 
 @dataclass
 class TrainSettings:
     encoder: str = "all-MiniLM-L6-v2"
-    # Defaults: the shipped scorer's recipe, chosen on validation pairwise accuracy (see README).
-    objective: str = "regression"
+    # Defaults: the shipped default scorer's recipe, chosen on validation (see README); RECIPES holds
+    # the other shipped scorer's ("car-paper": the paper's IQS objective over the whole-text view).
+    objective: str = "pairwise"
+    views: list[str] = field(default_factory=lambda: ["full", "prompt", "response"])
+    text_stats: int = len(STAT_NAMES)
+    negatives_per_answer: int = 1  # corruption negatives per chosen answer (used by the CLI's data assembly)
     hidden_sizes: list[int] = field(default_factory=lambda: [1024])
     activation: str = "Tanh"
     dropout: float = 0.1
     max_length: int = 256
-    epochs: int = 20
-    batch_pairs: int = 32
+    epochs: int = 12
+    batch_pairs: int = 64
     lr_head: float = 1e-3
     weight_decay: float = 0.01
-    patience: int = 8  # epochs without a better validation accuracy before stopping
-    members: int = 4  # heads trained from consecutive seeds and averaged
+    patience: int = 4  # epochs without a better validation criterion before stopping
+    members: int = 2  # heads trained from consecutive seeds and averaged
     triplet_margin: float = 1.0
     triplet_dim: int = 256
     train_encoder: bool = False
@@ -59,11 +68,27 @@ class TrainSettings:
     precision: str = "auto"
 
     def validate(self) -> "TrainSettings":
+        if list(self.views) not in (["full"], list(VIEWS)):
+            raise CarSelectError(f"views must be ['full'] or {list(VIEWS)}, got {self.views}")
+        if not 0 <= self.text_stats <= len(STAT_NAMES):
+            raise CarSelectError(f"text_stats must be between 0 and {len(STAT_NAMES)}, got {self.text_stats}")
+        if self.objective == "triplet" and (list(self.views) != ["full"] or self.text_stats):
+            raise CarSelectError("the triplet objective takes the whole-text view only (--recipe car-paper)")
         if self.objective not in OBJECTIVES:
             raise CarSelectError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if self.epochs < 1 or self.batch_pairs < 1 or self.members < 1:
             raise CarSelectError("--epochs, --batch-pairs and --members must be >= 1")
         return self
+
+
+TRAIN_FEATURES_VERSION = 1  # bump when what _Features computes changes
+
+# Settings that differ from TrainSettings' defaults, per shipped scorer recipe.
+RECIPES = {
+    "default": {},
+    "car-paper": {"objective": "regression", "views": ["full"], "text_stats": 0, "negatives_per_answer": 0,
+                  "epochs": 20, "patience": 8, "members": 4, "batch_pairs": 32},
+}
 
 
 @dataclass
@@ -72,6 +97,7 @@ class TrainResult:
     best_epochs: list[int]  # per member
     valid: dict[str, ScorerEvaluation]  # per validation set
     history: list[dict]
+    valid_scores: dict[str, tuple[np.ndarray, np.ndarray]]  # (chosen, rejected) per validation set
 
 
 def seed_everything(seed: int) -> None:
@@ -108,7 +134,7 @@ class _Features:
     Calling it with item rows gives what the head takes: (pooled, stats or None)."""
 
     def __init__(self, scorer: Scorer, items: list[tuple[str, str | None]], precompute: bool, batch_tokens: int,
-                 desc: str, quiet: bool = False):
+                 desc: str, quiet: bool = False, cache_dir: str | os.PathLike | None = None):
         from ..render import RESPONSE_MARK
 
         self.scorer = scorer
@@ -121,6 +147,13 @@ class _Features:
         else:
             self.ids = scorer.tokenize([p if r is None else f"{p}{RESPONSE_MARK}{r}" for p, r in items])
         self.table = None
+        cache_file = self._cache_file(cache_dir, items, batch_tokens) if precompute and cache_dir else None
+        if cache_file is not None and cache_file.is_file():
+            try:
+                self.table = torch.load(cache_file, weights_only=True)
+                return
+            except Exception:  # an unreadable file is recomputed and replaced, never trusted
+                self.table = None
         if precompute:
             from tqdm.auto import tqdm
 
@@ -134,6 +167,23 @@ class _Features:
                                                     progress=lambda n, _t: bar.update(n),
                                                     extras=(self.starts,) if self.multi_view else ()):
                     self.table[torch.as_tensor(batch)] = torch.from_numpy(pooled)
+            if cache_file is not None:
+                from ..atomic import atomic_path
+
+                cache_file.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_path(cache_file) as tmp:
+                    torch.save(self.table, tmp)
+
+    def _cache_file(self, cache_dir, items, batch_tokens: int) -> Path:
+        """One file per (encoder, settings, exact item list): retraining with other head settings on
+        the same data reuses the features; they are the same bytes a fresh computation gives."""
+        h = hashlib.sha256()
+        s = self.scorer
+        h.update(json.dumps([TRAIN_FEATURES_VERSION, s.fingerprint(embedding_only=True), s.max_length,
+                             self.multi_view, str(s.dtype), s.device.type, batch_tokens]).encode())
+        for p, r in items:
+            h.update(json.dumps([p, r]).encode("utf-8", "surrogatepass"))
+        return Path(cache_dir) / "training-features" / f"{h.hexdigest()[:32]}.pt"
 
     def _pool(self, input_ids, mask, starts=None):
         model = self.scorer.model
@@ -196,16 +246,22 @@ def _param_groups(scorer: Scorer, head: nn.Module, settings: TrainSettings) -> l
     return groups
 
 
-def _validate(scorer: Scorer, valid: dict[str, Sequence[PreferencePair]], feats, rows: np.ndarray,
-              objective: str) -> dict[str, ScorerEvaluation]:
-    """Evaluation per validation set; `rows` are every set's pair rows, concatenated in order."""
+def _valid_scores(scorer: Scorer, valid: dict[str, Sequence[PreferencePair]], feats, rows: np.ndarray,
+                  objective: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(chosen, rejected) scores per validation set; `rows` are every set's rows, concatenated in order."""
     chosen, rejected = _scores(scorer, feats, rows, objective)
     out, start = {}, 0
     for name, pairs in valid.items():
-        end = start + len(pairs)
-        out[name] = evaluate_pairs(pairs, chosen[start:end], rejected[start:end])
-        start = end
+        out[name] = (chosen[start:start + len(pairs)], rejected[start:start + len(pairs)])
+        start += len(pairs)
     return out
+
+
+def _validate(scorer: Scorer, valid: dict[str, Sequence[PreferencePair]], feats, rows: np.ndarray,
+              objective: str) -> dict[str, ScorerEvaluation]:
+    """Evaluation per validation set."""
+    scores = _valid_scores(scorer, valid, feats, rows, objective)
+    return {name: evaluate_pairs(pairs, *scores[name]) for name, pairs in valid.items()}
 
 
 def _criterion(evaluations: dict[str, ScorerEvaluation]) -> float:
@@ -260,7 +316,8 @@ def _train_member(scorer: Scorer, head: nn.Module, train_feats, train_rows, vali
 
 def train_scorer(train: Sequence[PreferencePair],
                  valid: Sequence[PreferencePair] | dict[str, Sequence[PreferencePair]],
-                 settings: TrainSettings, quiet: bool = False) -> TrainResult:
+                 settings: TrainSettings, quiet: bool = False,
+                 cache_dir: str | os.PathLike | None = None) -> TrainResult:
     """Train on `train`; each epoch is judged by the mean pairwise accuracy over the validation
     sets (a list is one set named "valid")."""
     settings.validate()
@@ -269,7 +326,8 @@ def train_scorer(train: Sequence[PreferencePair],
         raise CarSelectError("--members must be 1 with --train-encoder (the members would share one encoder)")
     seed_everything(settings.seed)
     head = {"hidden_sizes": list(settings.hidden_sizes), "activation": settings.activation,
-            "dropout": settings.dropout, "objective": settings.objective,
+            "dropout": settings.dropout, "objective": settings.objective, "views": list(settings.views),
+            "text_stats": settings.text_stats,
             "output_size": settings.triplet_dim if settings.objective == "triplet" else 1}
     scorer = Scorer.new(settings.encoder, head, settings.max_length, train_encoder=settings.train_encoder)
     scorer.to(settings.device, settings.precision)
@@ -279,8 +337,8 @@ def train_scorer(train: Sequence[PreferencePair],
     valid_texts, valid_rows = _pair_texts([p for pairs in valid.values() for p in pairs], settings.objective)
     precompute = not settings.train_encoder
     scorer.model.eval()
-    train_feats = _Features(scorer, train_texts, precompute, settings.batch_tokens, "train", quiet)
-    valid_feats = _Features(scorer, valid_texts, precompute, settings.batch_tokens, "valid", quiet)
+    train_feats = _Features(scorer, train_texts, precompute, settings.batch_tokens, "train", quiet, cache_dir)
+    valid_feats = _Features(scorer, valid_texts, precompute, settings.batch_tokens, "valid", quiet, cache_dir)
 
     # Each member starts from its own seed and keeps its own best validation epoch.
     single = replace(scorer.head_config, members=1)
@@ -299,11 +357,32 @@ def train_scorer(train: Sequence[PreferencePair],
         ensemble.members = nn.ModuleList(members)
         scorer.model.head = ensemble
     scorer.eval_mode()
-    evaluations = _validate(scorer, valid, valid_feats, valid_rows, settings.objective)
+    valid_scores = _valid_scores(scorer, valid, valid_feats, valid_rows, settings.objective)
+    evaluations = {name: evaluate_pairs(pairs, *valid_scores[name]) for name, pairs in valid.items()}
     scorer.meta = {"training": {**asdict(settings), "best_epochs": best_epochs, "train_pairs": len(train),
                                 "valid_pairs": {k: len(v) for k, v in valid.items()}},
                    "valid": {k: e.to_dict() for k, e in evaluations.items()}}
-    return TrainResult(scorer, best_epochs, evaluations, history)
+    return TrainResult(scorer, best_epochs, evaluations, history, valid_scores)
+
+
+def with_negatives(pairs: Sequence[PreferencePair], extra_answers: Sequence[tuple[str, str]] = (),
+                   per_answer: int = 1, seed: int = 42) -> list[PreferencePair]:
+    """`pairs` plus corruption negatives: every distinct chosen answer of `pairs`, and every
+    (prompt, answer) of `extra_answers`, above `per_answer` degraded copies of itself (train-pool
+    wordings, kinds drawn evenly). These pairs are where length and quality disagree."""
+    from .corruptions import build_suite
+
+    if per_answer < 1:
+        return list(pairs)
+    items = list(dict.fromkeys([(p.prompt, p.chosen) for p in pairs] + list(extra_answers)))
+    return list(pairs) + build_suite(items, seed=seed, pool="train", per_item=per_answer)
+
+
+def sample_pairs(pairs: Sequence[PreferencePair], limit: int | None, seed: int) -> list[PreferencePair]:
+    """At most `limit` pairs drawn with `seed`, in their file order (all of them when limit is None)."""
+    if limit is None or len(pairs) <= limit:
+        return list(pairs)
+    return [pairs[i] for i in sorted(random.Random(seed).sample(range(len(pairs)), limit))]
 
 
 def score_pairs(scorer: Scorer, pairs: Sequence[PreferencePair], batch_tokens: int = 16384):
