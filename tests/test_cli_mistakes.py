@@ -78,6 +78,12 @@ CASES = {
     "type in TOML": (["data.jsonl", "-o", "out.json", "--config", "types.toml"], ["types.toml", "--n1"]),
     "bool in TOML": (["data.jsonl", "-o", "out.json", "--config", "bool.toml"], ["bool.toml", "overwrite"]),
     "unknown key in TOML": (["data.jsonl", "-o", "out.json", "--config", "unknown.toml"], ["n3"]),
+    "config is a folder": (["data.jsonl", "-o", "out.json", "--config", "shards"], ["shards", "cannot read"]),
+    "gzipped parquet": (["data.jsonl", "-o", "out.parquet.gz"], ["--output", "gzip"]),
+    "address without ray": (["data.jsonl", "-o", "out.json", "--address", "auto"], ["--address", "--engine ray"]),
+    "output is the annotated rows' manifest": (
+        ["data.jsonl", "-o", "ann.jsonl.manifest.json", "--annotated", "ann.jsonl"], ["same"]),
+    "output inside the input folder (local)": (["shards", "-o", "shards/sel.jsonl"], ["overlaps"]),
     "ray: output folder is the input folder": (
         ["shards", "-o", "shards", "--engine", "ray", "--overwrite"], ["--output", "input"]),
     "ray: output folder inside the input folder": (

@@ -92,6 +92,9 @@ def plan_outputs(source: Dataset | str, *, output: str | None = None, output_for
     if output:
         fmt = check_file_format(output_format, label("output-format").rstrip("=")) or extension_format(output) or in_fmt
         folder = fmt == "hf" or (sharded and extension_format(output) is None)
+        if fmt in ("parquet", "hf") and output.lower().endswith(".gz"):
+            raise CarSelectError(f"{label('output').rstrip('=')} {output}: {fmt} output cannot be gzipped "
+                                 "(Parquet compresses itself); drop the .gz")
         outs.add(label("output"), output, kind="dir" if folder else "file")
     outs.add(label("annotated"), annotated)
     if annotated:  # the run manifest, beside the annotated rows
