@@ -344,6 +344,11 @@ def format_summary(s: dict) -> str:
         shown = ", ".join(f"{code} {n:,}" for code, n in list(lang["counts"].items())[:6])
         lines.append(f"languages           {shown}" + (f" (a sample of {lang['detected']:,} of {lang['of']:,})"
                                                        if lang["detected"] < lang["of"] else ""))
+    if s.get("languages"):
+        lang = s["languages"]
+        shown = ", ".join(f"{code} {n:,}" for code, n in list(lang["counts"].items())[:6])
+        lines.append(f"languages           {shown}" + (f" (a sample of {lang['detected']:,} of {lang['of']:,})"
+                                                       if lang["detected"] < lang["of"] else ""))
     if s.get("against_random"):
         from .value import format_comparison
 

@@ -34,7 +34,7 @@ class Config:
     # The summary's "against random": the selection beside this many uniform random subsets of its size.
     compare_seeds: int = 5
     # Detect languages on a seeded sample of this many distinct records (None: every record, 0: off).
-    language_sample: int | None = 1000
+    language_sample: int | None = 500
     # --- clustering (paper: PCA keeping 95% variance, k = int(sqrt(n/2)), random_state 42) ---
     clusters: int | None = None
     pca_variance: float = 0.95

@@ -3,7 +3,7 @@
 Each record's language is detected with py3langid (the maintained fork of langid.py: a bundled
 naive-Bayes model over byte n-grams, 97 languages, pure pip) on its instruction and final response.
 Detection costs a few milliseconds a record, so by default a seeded random sample of
-`Config.language_sample` records (1,000: shares within about +-3 points) is detected; set it to None
+`Config.language_sample` records (500: shares within about +-4.5 points, about a second) is detected; set it to None
 to detect every record (the annotated rows then carry a "language"), or 0 to skip.
 
 A scorer's languages come from its config.json ("languages": ["en", ...]) where it says; car-select
