@@ -31,10 +31,18 @@ example:
   car-select score alpaca_data.json -o scored.json            # adds a "score" field to every record
 """
 TRAIN_EXAMPLE = """\
-example (reproduces the shipped default scorer):
-  car-select train-scorer --train ../shared/data/car-expert-revised/expert-revised/APE_score_train.csv \\
-      --valid ../shared/data/car-expert-revised/expert-revised/APE_score_valid.csv -o my-scorer --seed 42
-  car-select train-scorer --train prefs.jsonl --valid prefs_valid.jsonl -o comet --objective triplet
+examples (from the repository root, with ../shared/data beside it):
+  # the shipped default scorer (README: "Retrain")
+  car-select train-scorer --seed 42 -o my-scorer \\
+      --train ../shared/data/car-expert-revised/expert-revised/APE_score_train.csv \\
+      --train ../shared/data/preference-dev/train.jsonl --max-train-pairs 3000 \\
+      --negatives-from ../shared/data/stanford-alpaca-52k/alpaca_data.json --negatives-max-records 500 \\
+      --valid ../shared/data/car-expert-revised/expert-revised/APE_score_valid.csv \\
+      --valid ../shared/data/preference-dev/valid_autoj_human.jsonl --valid-robustness ../shared/data/lima-1k/lima.json
+  # the paper's IQS recipe (the shipped car-paper scorer, byte for byte)
+  car-select train-scorer --recipe car-paper --seed 42 -o car-paper \\
+      --train ../shared/data/car-expert-revised/expert-revised/APE_score_train.csv \\
+      --valid ../shared/data/car-expert-revised/expert-revised/APE_score_valid.csv
 """
 CACHE_EXAMPLE = """\
 example:
@@ -339,11 +347,6 @@ def format_summary(s: dict) -> str:
         f"cache hits          {s['cache_hits']:,} texts",
         "time per stage      " + ", ".join(f"{k} {v:.1f}s" for k, v in s["stage_seconds"].items()),
     ]
-    if s.get("languages"):
-        lang = s["languages"]
-        shown = ", ".join(f"{code} {n:,}" for code, n in list(lang["counts"].items())[:6])
-        lines.append(f"languages           {shown}" + (f" (a sample of {lang['detected']:,} of {lang['of']:,})"
-                                                       if lang["detected"] < lang["of"] else ""))
     if s.get("languages"):
         lang = s["languages"]
         shown = ", ".join(f"{code} {n:,}" for code, n in list(lang["counts"].items())[:6])

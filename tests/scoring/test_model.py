@@ -83,3 +83,51 @@ def test_fingerprint_changes_with_the_head(tiny_encoder_dir):
         scorer.model.head.estimator.ff[0].bias.add_(1.0)
     scorer._fingerprint = None
     assert scorer.fingerprint() != before
+
+
+MULTI_VIEW = {"hidden_sizes": [16], "views": ["full", "prompt", "response"], "text_stats": 14}
+PAIRS = [("Instruction: Say hi.", "Hi!"), ("Instruction: Add 2 and 2.", "4"),
+         ("Instruction: Name a colour. Input: warm", "Red, the colour of fire and of ripe tomatoes.")]
+
+
+def test_views_pool_the_prompt_and_the_response_tokens_apart():
+    from car_select.scoring.model import masked_mean_layers, masked_mean_views
+
+    torch.manual_seed(0)
+    layers = [torch.randn(2, 6, 4) for _ in range(3)]
+    mask = torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1]])
+    start = torch.tensor([2, 4])
+    views = masked_mean_views(layers, mask, start)
+    assert views.shape == (2, 3, 3, 4)
+    assert torch.equal(views[:, 0], masked_mean_layers(layers, mask))  # the paper's view, unchanged
+    for layer in range(3):
+        h = layers[layer]
+        assert torch.allclose(views[0, 1, layer], h[0, :2].mean(0), atol=1e-6)
+        assert torch.allclose(views[0, 2, layer], h[0, 2:5].mean(0), atol=1e-6)  # padding left out
+        assert torch.allclose(views[1, 2, layer], h[1, 4:].mean(0), atol=1e-6)
+    # a response cut off by the window pools to zeros, not NaN
+    assert torch.equal(masked_mean_views(layers, mask, torch.tensor([5, 6]))[:, 2], torch.zeros(2, 3, 4))
+
+
+def test_multi_view_scorer_finds_where_the_response_starts(tiny_encoder_dir):
+    scorer = Scorer.new(tiny_encoder_dir, MULTI_VIEW, max_length=64)
+    ids, starts, stats = scorer.pair_inputs([p for p, _ in PAIRS], [r for _, r in PAIRS])
+    for (prompt, response), x, start in zip(PAIRS, ids, starts):
+        assert scorer.tokenizer.decode(x[start:-1]) == scorer.tokenizer.decode(
+            scorer.tokenizer(f"Response: {response}", add_special_tokens=False)["input_ids"])
+    assert stats.shape == (3, 14)
+
+
+def test_multi_view_scores_are_batch_independent_and_embed_like_the_paper_view(tiny_encoder_dir):
+    torch.manual_seed(0)
+    multi = Scorer.new(tiny_encoder_dir, MULTI_VIEW, max_length=64).eval_mode().to("cpu", "fp32")
+    paper = Scorer.new(tiny_encoder_dir, {"hidden_sizes": [16]}, max_length=64).eval_mode().to("cpu", "fp32")
+    prompts, responses = [p for p, _ in PAIRS], [r for _, r in PAIRS]
+    s, e, n = multi.score_and_embed_pairs(prompts, responses)
+    one = [multi.score_and_embed_pairs([p], [r])[0][0] for p, r in PAIRS]
+    assert np.allclose(s, one, atol=1e-5)
+    _, e_paper, n_paper = paper.score_and_embed_pairs(prompts, responses)
+    assert np.allclose(e, e_paper, atol=1e-6) and np.array_equal(n, n_paper)  # clustering is unaffected
+    # the full texts go through the same path
+    texts = [f"{p} Response: {r}" for p, r in PAIRS]
+    assert np.allclose(multi.score_texts(texts), s, atol=1e-6)

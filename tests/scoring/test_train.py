@@ -113,7 +113,7 @@ def test_scorer_card_round_trip(tmp_path, tiny_encoder_dir):
     card = json.loads((out / "config.json").read_text())["card"]
     assert card["trained_on"][:1] == ["train.jsonl"] and "answers.json" in card["trained_on"][1]
     assert card["validation"]["valid.jsonl"]["n_pairs"] == 6
-    robust = card["robustness"]["robustness:answers.json"]
+    robust = card["robustness"]["answers.json"]
     assert robust["n_pairs"] == sum(k["n_pairs"] for k in robust["per_kind"].values()) > 5 * 5
     res = subprocess.run(cmd + ["eval-scorer", "--scorer", str(out), "--json"], capture_output=True, text=True,
                          timeout=600)

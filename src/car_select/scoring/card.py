@@ -96,7 +96,7 @@ def card_from_training(result, valid: dict[str, Sequence[PreferencePair]], train
     card = {"trained_on": list(trained_on), "validation": {}, "robustness": {}, "length_spearman": {}}
     for name, pairs in valid.items():
         if pairs and all(isinstance(p, CorruptedPair) for p in pairs):
-            card["robustness"][name] = robustness_report(pairs, *result.valid_scores[name])
+            card["robustness"][name.removeprefix("robustness:")] = robustness_report(pairs, *result.valid_scores[name])
         else:
             card["validation"][name] = result.valid[name].to_dict()
     return card
