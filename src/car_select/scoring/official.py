@@ -301,8 +301,8 @@ def _load_encoder_parts(source: str, where: str):
 
     path = resolve_encoder_path(source)
     try:
-        config = AutoConfig.from_pretrained(path)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     except Exception as exc:  # noqa: BLE001 - transformers raises OSError, ValueError, HF errors...
         raise CarSelectError(
             f"{where}: cannot load the encoder's config and tokenizer from {source!r} ({_one_line(exc)}); "

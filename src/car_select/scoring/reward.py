@@ -73,8 +73,8 @@ class RewardScorer:
         hf_logging.disable_progress_bar()
         path = resolve_encoder_path(name)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(path)
-            model = AutoModelForSequenceClassification.from_pretrained(path)
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+            model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=False)
         except (OSError, ValueError) as e:
             raise CarSelectError(f"--scorer {spec}: cannot load a sequence-classification model: "
                                  f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
