@@ -92,7 +92,7 @@ LABELS = {  # key -> (label, higher is better?)
     "output_words_p10": ("output words, 10th pct", None),
     "output_words_p90": ("output words, 90th pct", None),
     "clusters_covered": ("clusters covered", True),
-    "coverage_distance": ("distance to nearest kept (PCA space)", False),
+    "coverage_distance": ("distance to nearest kept (lower = better)", False),
 }
 
 
