@@ -201,7 +201,7 @@ def build_parser() -> Parser:
     ev.add_argument("--seed", type=int, default=0, help="seed of the record sample and the corruptions (0)")
     ev.add_argument("--card", action="store_true", help="print the card stored with the scorer (the default "
                     "when no data option is given)")
-    ev.add_argument("--save-card", action="store_true", help="store the figures as the scorer's card in its config.json")
+    ev.add_argument("--save-card", action="store_true", help="merge the figures into the card in the scorer's config.json")
     ev.add_argument("--trained-on", action="append", default=[], metavar="TEXT",
                     help="with --save-card: what the scorer was trained on (default: what its card said)")
     ev.add_argument("--scorer", help="scorer directory, official .ckpt or 'car-paper' (default: the shipped scorer)")
@@ -459,7 +459,7 @@ def cmd_eval(args) -> int:
     if args.save_card:
         old = scorer.meta.get("card") or {}
         result = {"trained_on": args.trained_on or old.get("trained_on", []), **result}
-        cards.save_card(args.scorer, result)
+        result = cards.save_card(args.scorer, result)
     if args.json:
         print(json.dumps(result))
     else:

@@ -125,6 +125,7 @@ def test_scorer_card_round_trip(tmp_path, tiny_encoder_dir):
     saved = json.loads((out / "config.json").read_text())["card"]
     assert saved == json.loads(res.stdout) and saved["trained_on"] == card["trained_on"]
     assert set(saved["robustness"]["answers.json"]["per_kind"]) == {"repeat", "empty"}
+    assert saved["validation"] == card["validation"]  # merged: figures not recomputed are kept
     res = subprocess.run(cmd + ["eval-scorer", "--scorer", str(out), "--kinds", "typo", "--robustness", str(answers)],
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "typo" in res.stderr

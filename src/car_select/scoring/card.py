@@ -102,8 +102,9 @@ def card_from_training(result, valid: dict[str, Sequence[PreferencePair]], train
     return card
 
 
-def save_card(scorer: str | os.PathLike | None, card: dict) -> None:
-    """Store `card` in a saved scorer's config.json (replaced atomically)."""
+def save_card(scorer: str | os.PathLike | None, card: dict) -> dict:
+    """Merge `card` into the card in a saved scorer's config.json (figures of the same name are
+    replaced, others kept; the file is replaced atomically). Returns the merged card."""
     import json
     from pathlib import Path
 
@@ -117,9 +118,13 @@ def save_card(scorer: str | os.PathLike | None, card: dict) -> None:
         config = None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise CarSelectError(f"{config_file}: not a car-select scorer's config.json; --save-card needs one")
-    config["card"] = card
+    merged = dict(config.get("card") or {})
+    for section, figures in card.items():
+        merged[section] = {**merged.get(section, {}), **figures} if isinstance(figures, dict) else figures
+    config["card"] = merged
     with atomic_path(config_file) as tmp:
         Path(tmp).write_text(json.dumps(config, indent=2) + "\n")
+    return merged
 
 
 def format_card(card: dict) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-STATS_VERSION = 1
+STATS_VERSION = 2
 STAT_NAMES = (
     "log_chars",
     "log_words",
@@ -33,7 +33,14 @@ STAT_NAMES = (
     "log_length_ratio",
     "is_empty",
     "letter_share",
+    "head_overlap",
+    "tail_overlap",
+    "tail_first_person",
+    "tail_second_person",
 )
+_EDGE = 30  # words at each end of the response: padding is added there, past the encoder's window
+_FIRST = {"i", "me", "my", "mine", "myself", "we", "us", "our"}
+_SECOND = {"you", "your", "yours", "yourself"}
 _WORD = re.compile(r"\w+", re.UNICODE)
 _CLEAN_END = set('.!?)]}"\'`*>:;')
 _SCAN = 20_000  # characters looked at for the n-gram statistics (length counts the whole text)
@@ -46,6 +53,13 @@ def _repeated_share(items: Sequence) -> float:
 def _char_grams(text: str, n: int = 8) -> set[str]:
     text = " ".join(text.lower().split())
     return {text[i:i + n] for i in range(max(0, len(text) - n + 1))}
+
+
+def _edge_overlap(edge: list[str], rest: set[str], prompt: set[str]) -> float:
+    """Share of an end's content words found in the prompt or the rest of the response: low for
+    generic padding, high for an answer that keeps talking about its subject."""
+    content = [w for w in edge if len(w) > 3]
+    return sum(w in rest or w in prompt for w in content) / len(content) if content else 0.0
 
 
 def text_stats(prompt: str, response: str) -> np.ndarray:
@@ -62,6 +76,9 @@ def text_stats(prompt: str, response: str) -> np.ndarray:
     content = [w for w in prompt_set if len(w) > 3]
     word_set = set(words)
     resp_grams = _char_grams(head)
+    tail_words = [w.lower() for w in _WORD.findall(response[-_SCAN:])]
+    edge = max(3, min(_EDGE, len(tail_words) // 3))  # a short answer's ends are its thirds
+    first, last = words[:edge], tail_words[-edge:]
     return np.array([
         math.log1p(len(response)) / 10.0,
         math.log1p(n_words_total) / 8.0,
@@ -77,6 +94,10 @@ def text_stats(prompt: str, response: str) -> np.ndarray:
         math.log((n_words_total + 1) / (len(prompt_words) + 1)) / 5.0,
         float(not response.strip()),
         sum(c.isalpha() for c in head) / len(head) if head else 0.0,
+        _edge_overlap(first, set(words[edge:]), prompt_set),
+        _edge_overlap(last, set(tail_words[:-edge]), prompt_set),
+        sum(w in _FIRST for w in last) / len(last) if last else 0.0,
+        sum(w in _SECOND for w in last) / len(last) if last else 0.0,
     ], dtype=np.float32)
 
 
