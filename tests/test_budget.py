@@ -174,7 +174,7 @@ def test_score_field_in_parquet(tmp_path):
 @pytest.mark.parametrize("value, message", [
     (None, 'record 1: score field "rating" is missing'),
     ("high", 'record 1: score field "rating" is not a number: \'high\''),
-    ("4", 'record 1: score field "rating" is not a number'),  # JSON strings are not numbers
+    (" ", 'record 1: score field "rating" is missing'),
     (True, 'record 1: score field "rating" is not a number'),
     ([1], 'record 1: score field "rating" is not a number'),
 ])
@@ -184,6 +184,11 @@ def test_score_field_errors_name_the_record(tmp_path, value, message):
     with pytest.raises(CarSelectError, match=message) as e:
         read_score_field(ds, "rating")
     assert "\n" not in str(e.value) and str(tmp_path / "a.json") in str(e.value)
+
+
+def test_score_field_accepts_numbers_written_as_text(tmp_path):
+    ds = read_dataset(write_json(tmp_path / "a.json", [rec(0, rating="4.5"), rec(1, rating=" -2 ")]))
+    assert read_score_field(ds, "rating").tolist() == [4.5, -2.0]
 
 
 def test_score_field_nan_in_csv(tmp_path):

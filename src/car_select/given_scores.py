@@ -2,8 +2,9 @@
 
 The named field of every input record becomes its score and no scorer runs; the records are only
 embedded for clustering. A dotted name (`judge.rating`) reaches into nested objects when no field has
-that literal name. Values must be numbers (CSV cells, which are text, may hold a number written out);
-a missing, empty, non-numeric or non-finite value is a one-line error naming the file, record and field.
+that literal name. Values must be numbers, or text holding one ("4.5": CSV cells are always text); a
+missing, empty, non-numeric (a word, a boolean, a list) or non-finite value is a one-line error naming
+the file, record and field.
 """
 
 from __future__ import annotations
@@ -46,13 +47,13 @@ def _column(dataset: Dataset, name: str) -> list:
     return [_lookup({top: v}, name) for v in values]
 
 
-def to_score(value, text_ok: bool):
+def to_score(value):
     """The float a field value stands for, or None when it is not a number."""
     if isinstance(value, bool) or value is None or value is _MISSING:
         return None
     if isinstance(value, (int, float)):
         return float(value)
-    if text_ok and isinstance(value, str):
+    if isinstance(value, str):
         try:
             return float(value.strip())
         except ValueError:
@@ -63,10 +64,9 @@ def to_score(value, text_ok: bool):
 def read_score_field(dataset: Dataset, name: str) -> np.ndarray:
     """One float per record from field `name`; CarSelectError on the first record without a number."""
     values = _column(dataset, name)
-    text_ok = dataset.file_format == "csv"
     out = np.empty(len(values), dtype=np.float64)
     for i, value in enumerate(values):
-        score = to_score(value, text_ok)
+        score = to_score(value)
         if value is _MISSING or value is None or (isinstance(value, str) and not value.strip()):
             raise CarSelectError(f'{dataset.path}: record {i}: score field "{name}" is missing')
         if score is None:
