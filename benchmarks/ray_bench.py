@@ -32,7 +32,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 ALPACA = REPO.parent / "shared" / "data" / "stanford-alpaca-52k" / "alpaca_data.json"
-DEFAULT_SCORER = REPO / "src" / "car_select" / "default_scorer" / "config.json"
+DEFAULT_SCORER = REPO / "src" / "car_select" / "scorers" / "default" / "config.json"
 
 
 def save(results: dict, path: Path) -> None:
