@@ -10,7 +10,7 @@ which is exactly what sentence-transformers' all-MiniLM-L6-v2 produces).
 The triplet variant ("Comet" in the paper) uses the same trunk but a head with a vector output; a
 response's score is 1 / (1 + L2 distance between the instruction's and the response's vectors).
 
-A "views" head (the shipped default since 0.2) looks at more of the same pass: besides every layer
+A multi-view head (the shipped default scorer) looks at more of the same pass: besides every layer
 pooled over the whole text, every layer pooled over the prompt's tokens and over the response's
 tokens, their per-layer cosine similarity, and cheap statistics of the whole response (textstats.py:
 length, repetition, echo of the prompt), so it can tell an answer from padding, loops and
