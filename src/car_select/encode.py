@@ -156,8 +156,13 @@ class _Linear:
         weight, bias = (layer.weight, layer.bias) if isinstance(layer, torch.nn.Module) else layer
         weight = weight.detach().to(device=device, dtype=dtype).contiguous()
         self.bias = None if bias is None else bias.detach().to(device=device, dtype=dtype).contiguous()
-        self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, None) if pack else None
-        self.weight = None if pack else weight
+        self.packed = None
+        if pack:
+            try:
+                self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, None)
+            except RuntimeError:  # e.g. bf16 on a CPU without AVX512BW/VL/DQ: oneDNN refuses, F.linear works
+                self.packed = None
+        self.weight = None if self.packed is not None else weight
 
     def __call__(self, x: torch.Tensor, act: str = "none") -> torch.Tensor:
         if self.packed is not None:
