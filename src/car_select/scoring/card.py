@@ -19,6 +19,7 @@ from ..errors import CarSelectError
 from .corruptions import build_suite
 from .evaluate import evaluate_pairs, robustness_report, spearman
 from .pairs import PreferencePair, read_pairs
+from .train import score_pairs
 
 
 def _name(path: str | os.PathLike) -> str:
@@ -40,19 +41,9 @@ def answer_items(path: str | os.PathLike, max_records: int | None = 300, seed: i
     return items
 
 
-def score_pair_list(scorer, pairs: Sequence[PreferencePair], batch_tokens: int = 16384):
-    """(chosen scores, rejected scores), every distinct (prompt, answer) scored once."""
-    keys = [(p.prompt, p.chosen) for p in pairs] + [(p.rejected_prompt or p.prompt, p.rejected) for p in pairs]
-    unique = list(dict.fromkeys(keys))
-    scores = scorer.score_pairs([k[0] for k in unique], [k[1] for k in unique], batch_tokens)
-    where = {k: i for i, k in enumerate(unique)}
-    s = np.array([scores[where[k]] for k in keys])
-    return s[: len(pairs)], s[len(pairs):]
-
-
 def evaluate_test(scorer, path: str | os.PathLike, batch_tokens: int = 16384) -> dict:
     pairs = read_pairs(path)
-    return evaluate_pairs(pairs, *score_pair_list(scorer, pairs, batch_tokens)).to_dict()
+    return evaluate_pairs(pairs, *score_pairs(scorer, pairs, batch_tokens)).to_dict()
 
 
 def robustness_pairs(path: str | os.PathLike, max_records: int | None = 300, seed: int = 0,
@@ -64,7 +55,7 @@ def robustness_pairs(path: str | os.PathLike, max_records: int | None = 300, see
 def evaluate_robustness(scorer, path: str | os.PathLike, max_records: int | None = 300, seed: int = 0,
                         kinds: Sequence[str] | None = None, batch_tokens: int = 16384) -> dict:
     pairs = robustness_pairs(path, max_records, seed, kinds)
-    return robustness_report(pairs, *score_pair_list(scorer, pairs, batch_tokens))
+    return robustness_report(pairs, *score_pairs(scorer, pairs, batch_tokens))
 
 
 def length_correlation(scorer, path: str | os.PathLike, max_records: int | None = 2000, seed: int = 0,
