@@ -105,17 +105,16 @@ def plan_outputs(source: Dataset | str, *, output: str | None = None, output_for
 
 
 def read_input(path: str, *, file_format: str | None = None, schema: str | None = None, fields=None,
-               executor=None) -> Dataset:
+               executor=None, keep_rows: bool = False) -> Dataset:
     """A dataset file, a Hugging Face folder or hub id, or a sharded input (a folder of data files or
-    a glob: every file read with `read_dataset`, on the executor's workers when it has any)."""
+    a glob), every file read with `read_dataset`, by the executor (Ray reads on its workers, and keeps
+    the raw rows there unless `keep_rows`)."""
     import functools
 
-    from .formats.sources import is_sharded, read_sharded
+    from .executors import LocalExecutor
 
     read_one = functools.partial(read_dataset, file_format=file_format, schema=schema, fields=fields)
-    if is_sharded(path):
-        return read_sharded(path, read_one, executor.map_files if executor is not None else None)
-    return read_one(path)
+    return (executor or LocalExecutor()).read(path, read_one, keep_rows=keep_rows)
 
 
 def run(dataset: Dataset | str, config: Config | None = None, *, output: str | None = None,
@@ -141,7 +140,8 @@ def run(dataset: Dataset | str, config: Config | None = None, *, output: str | N
     with outputs.transaction():
         t = time.perf_counter()
         if not isinstance(dataset, Dataset):
-            dataset = read_input(dataset, file_format=file_format, schema=schema, fields=fields, executor=executor)
+            dataset = read_input(dataset, file_format=file_format, schema=schema, fields=fields, executor=executor,
+                                 keep_rows=config.score_field is not None)
         read_seconds = time.perf_counter() - t
         selection = select(dataset.records, config, progress=progress, scores=given_scores(dataset, config),
                            executor=executor)
@@ -153,13 +153,8 @@ def run(dataset: Dataset | str, config: Config | None = None, *, output: str | N
         t = time.perf_counter()
         if "output" in by_label:
             out = by_label["output"]
-            fmt = output_format_of(dataset, out.path, output_format)
-            if out.kind == "dir" and fmt != "hf":
-                from .formats.sources import write_shards
-
-                write_shards(dataset, selection.indices, outputs.temp(out), output_format, rows_per_shard)
-            else:
-                write_subset(dataset, selection.indices, outputs.temp(out), fmt)
+            executor.write(dataset, selection.indices, outputs.temp(out), out.kind == "dir", output_format,
+                           rows_per_shard)
             written["output"] = out.path
         if "annotated" in by_label:
             write_annotated(selection, outputs.temp(by_label["annotated"]))

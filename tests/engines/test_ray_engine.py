@@ -254,3 +254,43 @@ def test_bad_record_in_a_shard_is_one_line_error(ray_cluster, rows, scorer_dir, 
         message = str(err.value)
         assert "\n" not in message and "b.jsonl" in message and "record 1" in message, message
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shards"]
+
+
+def test_a_subset_rebuilt_from_split_rows_writes_like_the_whole(rows, tmp_path):
+    """What the Ray datasink does, without Ray: the files' layouts (`shell`) plus some rows (from
+    `split_rows`, in selection order) are written with the same bytes as the whole input's subset,
+    also when every selected row comes from the Parquet shard of a mixed input."""
+    from car_select.formats import read_dataset
+    from car_select.formats.sources import combine, list_files, shell, split_rows, write_selection
+
+    src = write_inputs(rows, tmp_path / "in")["shards"]
+    parts = [read_dataset(f) for f in list_files(str(src))]
+    whole = combine(str(src), parts)
+    pieces = [(r, raw) for p in parts for r, raw in zip(p.records, split_rows(p))]
+    for picked in ([250, 3, 120, 299, 7], [210, 205, 290]):  # mixed files; only the Parquet shard
+        subset = combine(str(src), [shell(p) for p in parts], records=[pieces[i][0] for i in picked],
+                         rows=[pieces[i][1] for i in picked])
+        for name in ("a.jsonl", "a.parquet", "a.json"):
+            write_selection(whole, picked, str(tmp_path / f"whole-{name}"), False)
+            write_selection(subset, range(len(picked)), str(tmp_path / f"subset-{name}"), False)
+            assert (tmp_path / f"whole-{name}").read_bytes() == (tmp_path / f"subset-{name}").read_bytes(), name
+
+
+@pytest.mark.slow
+def test_ray_read_keeps_raw_rows_on_the_workers(ray_cluster, rows, tmp_path):
+    """The Ray executor reads through its datasource: the driver's Dataset has the records and the
+    layout, not the raw rows, and refuses to be written except through the executor."""
+    from car_select.api import read_input
+    from car_select.executors import LocalExecutor
+    from car_select.executors.ray import RayExecutor
+
+    src = write_inputs(rows, tmp_path / "in")["shards"]
+    on_ray = read_input(str(src), executor=RayExecutor())
+    local = read_input(str(src), executor=LocalExecutor())
+    assert on_ray.records == local.records
+    assert (on_ray.file_format, on_ray.schema) == (local.file_format, local.schema)
+    assert on_ray._rows is None and on_ray._table is None and on_ray._held is not None
+    with pytest.raises(RuntimeError, match="write through it"):
+        from car_select.formats import write_subset
+
+        write_subset(on_ray, [0], str(tmp_path / "x.jsonl"))

@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ..formats import Dataset
+from ..formats.sources import is_sharded, read_sharded, write_selection
 from ..records import Record
 from ..stages import ClusterEstimator, Features, Featurize
 
@@ -13,8 +15,13 @@ from ..stages import ClusterEstimator, Features, Featurize
 class LocalExecutor:
     name = "local"
 
-    def map_files(self, fn: Callable, files: Sequence[str]) -> list:
-        return [fn(f) for f in files]
+    def read(self, path: str, read_one: Callable[[str], Dataset], *, keep_rows: bool = False) -> Dataset:
+        """A file, a Hugging Face folder or hub id, or a sharded input, read by `read_one` per file."""
+        return read_sharded(path, read_one) if is_sharded(path) else read_one(path)
+
+    def write(self, dataset: Dataset, indices: Sequence[int], target: str, folder: bool,
+              file_format: str | None = None, rows_per_shard: int = 100_000) -> None:
+        write_selection(dataset, indices, target, folder, file_format, rows_per_shard)
 
     def featurize(self, stage: Featurize, records: Sequence[Record], progress) -> Features:
         with progress.bar("score+embed", stage.texts(records)) as tick:

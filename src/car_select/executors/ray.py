@@ -1,11 +1,24 @@
-"""Runs the stages on a Ray cluster: the project's readers as Ray tasks (one per file), Featurize in
-an actor pool (one model per actor, a GPU each where the cluster has them), ClusterEstimator fitted
-on the driver from the seeded sample gathered from the workers and applied to every block on the
-workers. Dedupe, the CaR rule and writing run on the driver, in `pipeline.select` and `api.run`, the
-same code the local executor runs, which is why both engines give the same bytes.
+"""Runs the stages on a Ray cluster, on Ray Data.
 
-What reaches the driver: the records (as for the local engine), one score, label and reduced
-embedding per distinct record, and the fit sample's embeddings; full embeddings stay on the workers.
+- read: the project's readers (`formats/`) as a Ray Data datasource, one read task per file (a single
+  file, a folder of shards or a glob); each record becomes a row holding its normalised Record and its
+  raw row exactly as read. Hugging Face inputs are read on the driver.
+- featurize: Featurize in an actor pool (one model per actor, a GPU each where the cluster has them).
+- cluster: ClusterEstimator fitted on the driver on the seeded sample gathered from the workers, and
+  applied to every block on the workers.
+- write: the project's writer as a Ray Data datasink. The selected raw rows go from the read blocks to
+  one write task on the driver's node (a selection is one file, or shards numbered in selection order,
+  written to the run's temporary sibling there), which rebuilds them with `formats.sources.combine`
+  and writes them with `write_selection`, the local executor's writer: so both engines write the same
+  bytes.
+- dedupe, the CaR rule and the report run on the driver, in `pipeline.select` and `api.run`, the same
+  code the local executor runs.
+
+What reaches the driver: the normalised records (dedupe, the CaR rule, the language sample and the
+report still take them as a list, and Featurize's chunks are cut from that list so that bf16 batches
+match the local executor's), each file's layout, one score, label and reduced embedding per
+distinct record, and the fit sample's embeddings. The raw rows and the full embeddings stay on the
+workers (the raw rows do come to the driver with `score_field`, whose values are read from them).
 
 Ray is imported lazily: without it every entry point raises a one-line CarSelectError.
 """
@@ -13,7 +26,10 @@ Ray is imported lazily: without it every entry point raises a one-line CarSelect
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import logging
+import os
 import pickle
 import re
 import time
@@ -24,6 +40,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import CarSelectError
+from ..formats import Dataset
+from ..formats.hf import HF_PREFIX
+from ..formats.sources import combine, is_sharded, list_files, shell, split_rows, write_selection
 from ..records import Record
 from ..stages import ClusterEstimator, Features, Featurize
 
@@ -81,8 +100,96 @@ def _user_errors():
         raise CarSelectError(str(err)) from None
 
 
-def _read_file(fn: Callable, path: str):
-    return fn(path)
+def _read_block(read_one: Callable[[str], Dataset], k: int, path: str) -> list:
+    """File `k` read by the project's reader: one row per record (the Record and the raw row, pickled,
+    as `split_rows` gives it), the file's layout (`shell`) on its first row."""
+    import pyarrow as pa
+
+    part = read_one(path)
+    n = len(part)
+    layout = [pickle.dumps(shell(part))] + [None] * (n - 1)
+    return [pa.table({"file": pa.array(np.full(n, k), pa.int64()), "row": pa.array(np.arange(n), pa.int64()),
+                      "record": pa.array([pickle.dumps(r) for r in part.records], pa.large_binary()),
+                      "raw": pa.array([pickle.dumps(r) for r in split_rows(part)], pa.large_binary()),
+                      "shell": pa.array(layout, pa.large_binary())})]
+
+
+def _datasource(files: Sequence[str], read_one: Callable[[str], Dataset]):
+    from ray.data import Datasource
+    from ray.data.block import BlockMetadata
+    from ray.data.datasource import ReadTask
+
+    class FilesDatasource(Datasource):
+        """The project's reader as a Ray Data datasource: one read task per file (`_read_block`)."""
+
+        def estimate_inmemory_data_size(self):
+            return None
+
+        def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
+            return [ReadTask(functools.partial(_read_block, read_one, k, f),
+                             BlockMetadata(num_rows=None, size_bytes=None, input_files=[f], exec_stats=None),
+                             per_task_row_limit=per_task_row_limit)
+                    for k, f in enumerate(files)]
+
+    return FilesDatasource()
+
+
+def _chosen(batch, pos_of: np.ndarray, offsets: np.ndarray):
+    """The selected rows of a read block, with their position in the selection."""
+    import pyarrow as pa
+
+    pos = pos_of[offsets[batch.column("file").to_numpy()] + batch.column("row").to_numpy()]
+    keep = pos >= 0
+    return pa.table({"pos": pa.array(pos[keep], pa.int64()),
+                     "record": batch.column("record").filter(pa.array(keep)),
+                     "raw": batch.column("raw").filter(pa.array(keep))})
+
+
+def _datasink(shells: list, path: str, target: str, folder: bool, file_format: str | None, rows_per_shard: int,
+              expected: int):
+    from ray.data import Datasink
+    from ray.data.block import BlockAccessor
+
+    class SelectionDatasink(Datasink):
+        """The project's writer as a Ray Data datasink: one write task gets every selected row, puts
+        them in selection order and writes them as the local executor would (`write_selection`)."""
+
+        @property
+        def supports_distributed_writes(self) -> bool:
+            return False  # the run's temporary sibling is on the driver's filesystem
+
+        def write(self, blocks, ctx) -> int:
+            import pyarrow as pa
+
+            tables = [BlockAccessor.for_block(b).to_arrow() for b in blocks]
+            tables = [t for t in tables if t.num_rows]
+            if not tables:
+                return 0
+            t = pa.concat_tables(tables)
+            order = np.argsort(t.column("pos").to_numpy(), kind="stable")
+            records = [pickle.loads(b) for b in t.column("record").take(order).to_pylist()]
+            rows = [pickle.loads(b) for b in t.column("raw").take(order).to_pylist()]
+            subset = combine(path, shells, records=records, rows=rows)
+            write_selection(subset, range(len(rows)), target, folder, file_format, rows_per_shard)
+            return len(rows)
+
+        def on_write_complete(self, write_result) -> None:
+            wrote = [n for n in write_result.write_returns if n]
+            if wrote != [expected]:  # two tasks would each have written the whole target
+                raise RuntimeError(f"the selection was written by {len(wrote)} write tasks ({wrote}), expected one "
+                                   f"of {expected} rows")
+
+    return SelectionDatasink()
+
+
+@dataclass
+class _Held:
+    """A Dataset's raw rows left in the read blocks: the materialized read, each file's layout and
+    first global row."""
+
+    ds: Any
+    shells: list
+    offsets: np.ndarray
 
 
 class _FeaturizeActor:
@@ -186,11 +293,42 @@ class RayExecutor:
 
     # --- stages ---------------------------------------------------------------------------------
 
-    def map_files(self, fn: Callable, files: Sequence[str]) -> list:
-        """`fn(path)` for every file as Ray tasks (the project's readers), results in file order."""
+    def read(self, path: str, read_one: Callable[[str], Dataset], *, keep_rows: bool = False) -> Dataset:
+        """Every file of the input read by `read_one` in a Ray Data read task; the records come to the
+        driver, the raw rows stay in the blocks (unless `keep_rows`)."""
+        if not is_sharded(path) and (path.startswith(HF_PREFIX) or os.path.isdir(path)):
+            from .local import LocalExecutor  # a Hugging Face dataset: its own loader, on the driver
+
+            return LocalExecutor().read(path, read_one)
+        files = list_files(path) if is_sharded(path) else [path]
+        columns = ["file", "row", "record", "shell"] + (["raw"] if keep_rows else [])
         with self._session() as ray:
-            task = ray.remote(_read_file)
-            return ray.get([task.remote(fn, f) for f in files])
+            ds = ray.data.read_datasource(_datasource(files, read_one)).materialize()
+            got = _collect(ds.select_columns(columns), columns)
+        order = np.lexsort((got["row"], got["file"]))
+        shells = [pickle.loads(b) for b in got["shell"][order] if b is not None]
+        sizes = np.bincount(got["file"], minlength=len(files))
+        records = [pickle.loads(b) for b in got["record"][order]]
+        if keep_rows:
+            return combine(path, shells, records=records, rows=[pickle.loads(b) for b in got["raw"][order]])
+        layout = combine(path, shells, records=records, rows=[])
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        return dataclasses.replace(layout, _rows=None, _table=None, _held=_Held(ds, shells, offsets))
+
+    def write(self, dataset: Dataset, indices: Sequence[int], target: str, folder: bool,
+              file_format: str | None = None, rows_per_shard: int = 100_000) -> None:
+        """The selection through the datasink (`_datasink`), or on the driver for a Dataset it did not read."""
+        held = dataset._held
+        if held is None:
+            write_selection(dataset, indices, target, folder, file_format, rows_per_shard)
+            return
+        pos_of = np.full(len(dataset), -1, dtype=np.int64)
+        pos_of[np.asarray(indices, dtype=np.int64)] = np.arange(len(indices))
+        with self._session():
+            chosen = held.ds.map_batches(_chosen, fn_kwargs={"pos_of": pos_of, "offsets": held.offsets},
+                                         batch_size=None, batch_format="pyarrow")
+            chosen.repartition(1).write_datasink(_datasink(held.shells, dataset.path, target, folder, file_format,
+                                                           rows_per_shard, len(indices)))
 
     def pool(self, ray, stage: Featurize) -> dict:
         """Actors for Featurize: one per GPU where the stage wants GPUs, else CPU actors of up to 8

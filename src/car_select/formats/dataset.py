@@ -38,6 +38,7 @@ class Dataset:
     _json_style: JsonStyle = field(default_factory=JsonStyle, repr=False)
     _csv_header: list[str] | None = field(default=None, repr=False)
     _csv_lineterminator: str = field(default="\n", repr=False)
+    _held: Any = field(default=None, repr=False)  # rows held by an executor (Ray's blocks): it writes them
 
     def __len__(self) -> int:
         return len(self.records)
@@ -209,6 +210,8 @@ def write_subset(
     """Write `dataset`'s records at `indices` (in that order) exactly as read, atomically.
     `add_columns` maps a new field name to one value per written record (e.g. `score`)."""
     target = os.fspath(path)
+    if dataset._held is not None:
+        raise RuntimeError("this Dataset's rows are held by the executor that read it: write through it")
     fmt = output_format(dataset, target, file_format)
     indices = [int(i) for i in indices]
     n = len(dataset.records)

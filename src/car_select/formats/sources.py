@@ -10,6 +10,7 @@ executor read it.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -53,39 +54,71 @@ def list_files(path: str) -> list[str]:
     return sorted(files)
 
 
-def combine(path: str, parts: Sequence[Dataset]) -> Dataset:
+def combine(path: str, parts: Sequence[Dataset], records: Sequence | None = None, rows: Sequence | None = None) -> Dataset:
     """One Dataset from the per-file Datasets of a sharded input, records in file order. Raw rows stay
-    as read: dicts for JSON/CSV files, Arrow tables for Parquet (as dicts when the files are mixed)."""
+    as read: dicts for JSON/CSV files, Arrow tables for Parquet (as dicts when the files are mixed).
+
+    With `records` and `rows` (the Ray executor's writer: some rows, in any order, each as
+    `split_rows` gave it), `parts` are only the files' layouts (`shell`) and the Dataset holds those
+    rows: the layout decisions are taken over every file, so a subset is written as the whole would be."""
     first = parts[0]
-    records = [r for p in parts for r in p.records]
+    if records is None:
+        records = [r for p in parts for r in p.records]
     formats = {p.file_format for p in parts}
     schemas = {p.schema for p in parts}
-    common = dict(records=records, path=path, file_format=first.file_format if len(formats) == 1 else "jsonl",
+    common = dict(records=list(records), path=path, file_format=first.file_format if len(formats) == 1 else "jsonl",
                   schema=first.schema if len(schemas) == 1 else "mixed", fields=first.fields)
     if all(p._table is not None for p in parts):
         import pyarrow as pa
 
+        # the shells' empty tables first: the same column order and promoted types as the whole input
+        tables = [p._table for p in parts] + ([] if rows is None else list(rows))
         try:
-            table = pa.concat_tables([p._table for p in parts], promote_options="permissive")
+            table = pa.concat_tables(tables, promote_options="permissive")
         except (pa.ArrowException, TypeError, ValueError) as exc:
             raise CarSelectError(f"{path}: the shards' columns do not agree: {str(exc).splitlines()[0]}") from None
         return Dataset(**common, _table=table)
-    rows = []
-    for p in parts:
-        rows.extend(p._rows if p._rows is not None else p._table.to_pylist())
+    if rows is None:
+        raw = []
+        for p in parts:
+            raw.extend(p._rows if p._rows is not None else p._table.to_pylist())
+    else:
+        raw = [r if isinstance(r, dict) else r.to_pylist()[0] for r in rows]
     header = first._csv_header if formats == {"csv"} else None
     if header is not None:
         header = list(dict.fromkeys(c for p in parts for c in (p._csv_header or [])))
-    return Dataset(**common, _rows=rows, _json_style=first._json_style, _csv_header=header,
+    return Dataset(**common, _rows=raw, _json_style=first._json_style, _csv_header=header,
                    _csv_lineterminator=first._csv_lineterminator)
 
 
-def read_sharded(path: str, read_one: Callable[[str], Dataset], map_files: Callable | None = None) -> Dataset:
-    """Read every file of a sharded input with `read_one` (through `map_files(read_one, files)` when
-    given: the Ray executor runs it as Ray tasks) and combine them."""
-    files = list_files(path)
-    parts = list(map_files(read_one, files) if map_files else map(read_one, files))
-    return combine(path, parts)
+def shell(dataset: Dataset) -> Dataset:
+    """A file's layout without its rows (format, schema, JSON style, CSV header, Parquet schema):
+    what `combine` needs besides the rows, small enough to send anywhere."""
+    table = None if dataset._table is None else dataset._table.schema.empty_table()
+    return dataclasses.replace(dataset, records=[], _rows=None, _table=table, _hf=None)
+
+
+def split_rows(dataset: Dataset) -> list:
+    """Each record's raw row on its own, as `combine` takes it back: a dict (JSON, JSONL, CSV) or a
+    one-row Arrow table (Parquet; `take` copies, where a slice would carry the whole file along)."""
+    if dataset._rows is not None:
+        return list(dataset._rows)
+    return [dataset._table.take([i]) for i in range(dataset._table.num_rows)]
+
+
+def read_sharded(path: str, read_one: Callable[[str], Dataset]) -> Dataset:
+    """Read every file of a sharded input with `read_one` and combine them."""
+    return combine(path, [read_one(f) for f in list_files(path)])
+
+
+def write_selection(dataset: Dataset, indices: Sequence[int], target: str, folder: bool,
+                    file_format: str | None = None, rows_per_shard: int = 100_000) -> None:
+    """The selection's one writer, for every executor: a folder of shards when `folder` (and the
+    format is not hf), else one file."""
+    if folder and output_format(dataset, target, file_format) != "hf":
+        write_shards(dataset, indices, target, file_format, rows_per_shard)
+    else:
+        write_subset(dataset, indices, target, output_format(dataset, target, file_format))
 
 
 def shard_names(n_rows: int, rows_per_shard: int, ext: str) -> list[str]:
