@@ -178,6 +178,9 @@ class RunOutputs:
         for out in self.outputs:
             if out.path == "-":
                 raise self._fail(out, "writing to standard output is not supported; name a file")
+            if "://" in out.path:  # outputs are committed by local renames, which a URL has no equivalent of
+                raise self._fail(out, "outputs are written to local paths only; write here, then copy it "
+                                      "(e.g. aws s3 cp --recursive)")
         self._check_collisions()  # first: "it is the input" says more than "it already exists"
         for out in self.outputs:
             self._check_one(out)

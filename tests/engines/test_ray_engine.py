@@ -220,7 +220,8 @@ def test_run_writes_identical_bytes_on_both_engines(ray_cluster, rows, scorer_di
     from car_select import api
 
     inputs = write_inputs(rows, tmp_path / "in")
-    outputs = {"json": "sel.json", "jsonl": "sel.jsonl", "parquet": "sel.parquet", "shards": "sel"}
+    inputs["url-shards"] = inputs["shards"].as_uri()  # file:// through pyarrow's filesystems, as s3:// would be
+    outputs = {"json": "sel.json", "jsonl": "sel.jsonl", "parquet": "sel.parquet", "shards": "sel", "url-shards": "sel"}
     for kind, src in inputs.items():
         got = {}
         for engine in ("local", "ray"):

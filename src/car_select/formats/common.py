@@ -29,10 +29,17 @@ def gzip_bytes(data: bytes) -> bytes:
     return gzip.compress(data, compresslevel=6, mtime=0)
 
 
+def open_input(path: str):
+    """A binary file: a local path with `open`, a URL (`s3://`, `file://`, ...) through `remote`."""
+    from .remote import is_url, open_url
+
+    return open_url(path) if is_url(path) else open(path, "rb")
+
+
 def read_bytes(path: str) -> bytes:
     """A file's bytes, decompressed when it is gzip (by content, whatever its name)."""
     try:
-        with open(path, "rb") as fh:
+        with open_input(path) as fh:
             data = fh.read()
         return gunzip(path, data) if data.startswith(GZIP_MAGIC) else data
     except FileNotFoundError:

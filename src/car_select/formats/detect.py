@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 
 from ..errors import CarSelectError
-from .common import BOM, GZIP_MAGIC
+from .common import BOM, GZIP_MAGIC, open_input
 from .hf import HF_MARKERS, HF_PREFIX, is_hf_folder
+from .remote import is_url, url_kind
 
 FILE_FORMATS = ("json", "jsonl", "csv", "parquet", "hf")
 
@@ -46,7 +47,7 @@ def _head(path: str, size: int = 65536) -> bytes:
     import zlib
 
     try:
-        with open(path, "rb") as fh:
+        with open_input(path) as fh:
             head = fh.read(size)
             if head.startswith(GZIP_MAGIC):  # look at the content, not the compressed bytes
                 fh.seek(0)
@@ -73,9 +74,10 @@ def detect_file_format(path: str, file_format: str | None = None) -> str:
         if fmt not in (None, "hf"):
             raise CarSelectError(f"{path}: an hf:// dataset cannot be read as {fmt}")
         return "hf"
-    if not os.path.exists(path):
+    kind = url_kind(path) if is_url(path) else "dir" if os.path.isdir(path) else "file" if os.path.exists(path) else None
+    if kind is None:
         raise CarSelectError(f"{path}: file not found")
-    if os.path.isdir(path):
+    if kind == "dir":
         if fmt not in (None, "hf"):
             raise CarSelectError(f"{path}: is a directory, not a {fmt} file")
         if not is_hf_folder(path):

@@ -19,6 +19,7 @@ from ..errors import CarSelectError
 from .dataset import Dataset, output_format, write_subset
 from .detect import extension_format
 from .hf import HF_PREFIX, is_hf_folder
+from .remote import is_url, list_url, url_kind
 
 SHARD_FORMATS = ("json", "jsonl", "csv", "parquet")
 
@@ -27,6 +28,8 @@ def is_sharded(path: str) -> bool:
     """A folder of data files (not a Hugging Face dataset folder) or a glob."""
     if path.startswith(HF_PREFIX):
         return False
+    if is_url(path):
+        return any(c in path for c in "*?[") or url_kind(path) == "dir"  # a glob: list_url says no
     return any(c in path for c in "*?[") or (os.path.isdir(path) and not is_hf_folder(path))
 
 
@@ -36,7 +39,15 @@ def _hidden(rel: str) -> bool:
 
 def list_files(path: str) -> list[str]:
     """The data files of a sharded input, sorted by path: a folder is searched recursively (hidden and
-    _-prefixed entries skipped: .car-select temporaries, _SUCCESS markers); a glob is taken literally."""
+    _-prefixed entries skipped: .car-select temporaries, _SUCCESS markers); a glob is taken literally.
+    A URL folder is listed through `remote`, with the same rules."""
+    if is_url(path):
+        root = path.split("?", 1)[0].rstrip("/")
+        files = [f for f in list_url(path) if not _hidden(f[len(root):].lstrip("/").replace("/", os.sep))
+                 and extension_format(f) in SHARD_FORMATS]
+        if not files:
+            raise CarSelectError(f"{path}: no .json, .jsonl, .csv or .parquet files in this folder")
+        return files
     if any(c in path for c in "*?["):
         files = sorted(f for f in glob.glob(path, recursive=True) if os.path.isfile(f))
         if not files:
