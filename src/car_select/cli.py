@@ -375,8 +375,7 @@ def cmd_score(args) -> int:
 def cmd_train(args) -> int:
     from .atomic import check_writable
     from .scoring import card as cards
-    from .scoring.pairs import read_pairs
-    from .scoring.train import RECIPES, TrainSettings, sample_pairs, train_scorer, with_negatives
+    from .scoring.train import RECIPES, TrainSettings, train_scorer, training_data
 
     check_writable(args.output, overwrite=args.overwrite, directory=True)
     if os.path.isdir(args.output) and os.listdir(args.output) and not args.overwrite:
@@ -396,24 +395,17 @@ def cmd_train(args) -> int:
         except ValueError:
             raise CarSelectError(f"--hidden-sizes must be comma-separated integers, got {args.hidden_sizes!r}") from None
     settings.validate()
-    train = [p for path in args.train for p in sample_pairs(read_pairs(path), args.max_train_pairs, args.seed)]
-    extra = [it for path in args.negatives_from
-             for it in cards.answer_items(path, args.negatives_max_records, args.seed)]
-    if settings.negatives_per_answer:
-        train = with_negatives(train, extra, settings.negatives_per_answer, args.seed)
-    valid = {os.path.basename(path): read_pairs(path) for path in args.valid}
-    for path in args.valid_robustness:
-        valid[f"robustness:{os.path.basename(path)}"] = cards.robustness_pairs(path, 150, seed=0)
+    data = training_data(args.train, args.valid, robustness_paths=args.valid_robustness,
+                         negatives_from=args.negatives_from, max_train_pairs=args.max_train_pairs,
+                         negatives_max_records=args.negatives_max_records,
+                         negatives_per_answer=settings.negatives_per_answer, seed=args.seed)
     t = time.perf_counter()
     from .config import default_cache_dir
 
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
-    result = train_scorer(train, valid, settings, quiet=args.quiet, cache_dir=cache_dir)
+    result = train_scorer(data.train, data.valid, settings, quiet=args.quiet, cache_dir=cache_dir)
     result.scorer.meta["training"]["seconds"] = round(time.perf_counter() - t, 1)
-    trained_on = [os.path.basename(p) for p in args.train] + (
-        [f"corruption negatives of the training answers and of {', '.join(map(os.path.basename, args.negatives_from)) or 'nothing else'}"]
-        if settings.negatives_per_answer else [])
-    card = cards.card_from_training(result, valid, trained_on)
+    card = cards.card_from_training(result, data.valid, data.trained_on)
     if args.length_reference:
         card["length_spearman"][os.path.basename(args.length_reference)] = cards.length_correlation(
             result.scorer, args.length_reference)

@@ -129,3 +129,26 @@ def test_scorer_card_round_trip(tmp_path, tiny_encoder_dir):
     res = subprocess.run(cmd + ["eval-scorer", "--scorer", str(out), "--kinds", "typo", "--robustness", str(answers)],
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "typo" in res.stderr
+
+
+def test_training_data_names_each_pairs_source(tmp_path):
+    from car_select.scoring.corruptions import CorruptedPair
+    from car_select.scoring.train import training_data
+
+    def write(name, pairs):
+        path = tmp_path / name
+        path.write_text("".join(json.dumps({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}) + "\n"
+                                for p in pairs))
+        return str(path)
+
+    a, b = write("a.jsonl", synthetic_pairs(6, 0)), write("b.jsonl", synthetic_pairs(9, 1))
+    data = training_data([a, b], [a], max_train_pairs=4, seed=3)
+    assert len(data.sources) == len(data.train)
+    assert data.sources[:8] == ["a.jsonl"] * 4 + ["b.jsonl"] * 4  # at most 4 per file, in file order
+    negatives = data.train[8:]
+    assert negatives and all(isinstance(p, CorruptedPair) for p in negatives)
+    assert set(data.sources[8:]) == {"negatives"} and not any(isinstance(p, CorruptedPair) for p in data.train[:8])
+    assert list(data.valid) == ["a.jsonl"] and len(data.valid["a.jsonl"]) == 6
+    assert data.trained_on[-1].startswith("corruption negatives")
+    plain = training_data([a], [a], negatives_per_answer=0)
+    assert plain.sources == ["a.jsonl"] * 6 and plain.trained_on == ["a.jsonl"]

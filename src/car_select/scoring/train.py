@@ -314,16 +314,11 @@ def _train_member(scorer: Scorer, head: nn.Module, train_feats, train_rows, vali
     return best[1], history
 
 
-def train_scorer(train: Sequence[PreferencePair],
-                 valid: Sequence[PreferencePair] | dict[str, Sequence[PreferencePair]],
-                 settings: TrainSettings, quiet: bool = False,
-                 cache_dir: str | os.PathLike | None = None) -> TrainResult:
-    """Train on `train`; each epoch is judged by the mean pairwise accuracy over the validation
-    sets (a list is one set named "valid")."""
-    settings.validate()
-    valid = dict(valid) if isinstance(valid, dict) else {"valid": list(valid)}
-    if settings.train_encoder and settings.members != 1:
-        raise CarSelectError("--members must be 1 with --train-encoder (the members would share one encoder)")
+def prepare(train: Sequence[PreferencePair], valid: dict[str, Sequence[PreferencePair]], settings: TrainSettings,
+            quiet: bool = False, cache_dir: str | os.PathLike | None = None):
+    """A new scorer for `settings` (encoder frozen) and the features of every training and validation
+    text: (scorer, train features, train rows, valid features, valid rows), rows being each pair's
+    (chosen, rejected[, anchor]) indices into its features."""
     seed_everything(settings.seed)
     head = {"hidden_sizes": list(settings.hidden_sizes), "activation": settings.activation,
             "dropout": settings.dropout, "objective": settings.objective, "views": list(settings.views),
@@ -339,6 +334,20 @@ def train_scorer(train: Sequence[PreferencePair],
     scorer.model.eval()
     train_feats = _Features(scorer, train_texts, precompute, settings.batch_tokens, "train", quiet, cache_dir)
     valid_feats = _Features(scorer, valid_texts, precompute, settings.batch_tokens, "valid", quiet, cache_dir)
+    return scorer, train_feats, train_rows, valid_feats, valid_rows
+
+
+def train_scorer(train: Sequence[PreferencePair],
+                 valid: Sequence[PreferencePair] | dict[str, Sequence[PreferencePair]],
+                 settings: TrainSettings, quiet: bool = False,
+                 cache_dir: str | os.PathLike | None = None) -> TrainResult:
+    """Train on `train`; each epoch is judged by the mean pairwise accuracy over the validation
+    sets (a list is one set named "valid")."""
+    settings.validate()
+    valid = dict(valid) if isinstance(valid, dict) else {"valid": list(valid)}
+    if settings.train_encoder and settings.members != 1:
+        raise CarSelectError("--members must be 1 with --train-encoder (the members would share one encoder)")
+    scorer, train_feats, train_rows, valid_feats, valid_rows = prepare(train, valid, settings, quiet, cache_dir)
 
     # Each member starts from its own seed and keeps its own best validation epoch.
     single = replace(scorer.head_config, members=1)
@@ -376,6 +385,44 @@ def with_negatives(pairs: Sequence[PreferencePair], extra_answers: Sequence[tupl
         return list(pairs)
     items = list(dict.fromkeys([(p.prompt, p.chosen) for p in pairs] + list(extra_answers)))
     return list(pairs) + build_suite(items, seed=seed, pool="train", per_item=per_answer)
+
+
+@dataclass
+class TrainingData:
+    train: list[PreferencePair]  # file pairs, then corruption negatives (CorruptedPair)
+    valid: dict[str, list[PreferencePair]]  # per validation set; "robustness:NAME" for corruption suites
+    trained_on: list[str]  # what the scorer card says it was trained on
+    sources: list[str]  # per training pair: its file's name, or "negatives"
+
+
+def training_data(train_paths: Sequence[str], valid_paths: Sequence[str], *, robustness_paths: Sequence[str] = (),
+                  negatives_from: Sequence[str] = (), max_train_pairs: int | None = None,
+                  negatives_max_records: int | None = 1000, negatives_per_answer: int = 1,
+                  seed: int = 42) -> TrainingData:
+    """The training and validation pairs `car-select train-scorer` assembles from its data options:
+    every --train file (at most max_train_pairs each, sampled with `seed`), corruption negatives of
+    their chosen answers and of negatives_from's answers, each --valid file and a corruption suite
+    (eval-pool wordings) of 150 answers per robustness path."""
+    from .card import answer_items, robustness_pairs
+    from .pairs import read_pairs
+
+    train, sources = [], []
+    for path in train_paths:
+        pairs = sample_pairs(read_pairs(path), max_train_pairs, seed)
+        train += pairs
+        sources += [os.path.basename(path)] * len(pairs)
+    extra = [it for path in negatives_from for it in answer_items(path, negatives_max_records, seed)]
+    if negatives_per_answer:
+        train = with_negatives(train, extra, negatives_per_answer, seed)
+        sources += ["negatives"] * (len(train) - len(sources))
+    valid = {os.path.basename(path): read_pairs(path) for path in valid_paths}
+    for path in robustness_paths:
+        valid[f"robustness:{os.path.basename(path)}"] = robustness_pairs(path, 150, seed=0)
+    trained_on = [os.path.basename(p) for p in train_paths]
+    if negatives_per_answer:
+        trained_on.append("corruption negatives of the training answers and of "
+                          + (", ".join(map(os.path.basename, negatives_from)) or "nothing else"))
+    return TrainingData(train, valid, trained_on, sources)
 
 
 def sample_pairs(pairs: Sequence[PreferencePair], limit: int | None, seed: int) -> list[PreferencePair]:

@@ -1,0 +1,157 @@
+"""Scorer variants tried on validation only, on the default scorer's training data and features.
+
+Every variant is one head (seed 42) over the same frozen multi-view features as the shipped default,
+trained with the pairwise loss and kept at its best epoch by the mean validation accuracy (as
+`train-scorer` does). What changes is which training pairs count and how much, or how two heads are
+combined. Nothing here looks at test data. Features come from the cache `train-scorer` fills, so
+after a `train-scorer` run with the README's command this takes minutes.
+
+    python scripts/scorer_variants.py --out docs/scorer_variants.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+from dataclasses import replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from car_select.scoring.evaluate import evaluate_pairs, robustness_report
+from car_select.scoring.model import ScoringHead
+from car_select.scoring.train import TrainSettings, prepare, seed_everything, training_data
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+CAR = "APE_score_train.csv"
+JUDGED = "train.jsonl"
+
+
+def head_scores(head, feats, n: int) -> np.ndarray:
+    head.eval()
+    with torch.no_grad():
+        return torch.cat([head(*feats(np.arange(k, min(n, k + 1024)))) for k in range(0, n, 1024)]).numpy()
+
+
+def summary(valid: dict, rows: np.ndarray, item_scores: np.ndarray) -> dict:
+    """Accuracy per validation set (worst corruption kind too) for per-item scores."""
+    out, start = {}, 0
+    for name, pairs in valid.items():
+        r = rows[start:start + len(pairs)]
+        start += len(pairs)
+        chosen, rejected = item_scores[r[:, 0]], item_scores[r[:, 1]]
+        if name.startswith("robustness:"):
+            rep = robustness_report(pairs, chosen, rejected)
+            out[name] = round(rep["accuracy"], 4)
+            worst = min(rep["per_kind"], key=lambda k: rep["per_kind"][k]["accuracy"])
+            out[f"{name} worst"] = f"{rep['per_kind'][worst]['accuracy']:.4f} ({worst})"
+        else:
+            out[name] = round(evaluate_pairs(pairs, chosen, rejected).pairwise_accuracy, 4)
+    out["mean"] = round(float(np.mean([v for k, v in out.items() if not k.endswith("worst")])), 4)
+    return out
+
+
+def train_head(config, train_feats, rows, weights, valid, valid_feats, valid_rows, epochs, patience, loss="pairwise",
+               labels=None, criterion=None):
+    """One head; keeps the epoch whose validation summary is best by `criterion` (default: the mean).
+    loss "pairwise": weighted logistic loss on rows (chosen, rejected); "classify": rows are item
+    indices, labels 1 for a corrupted answer (a defect detector whose output is its logit)."""
+    seed_everything(42)
+    head = ScoringHead(config)
+    opt = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=0.01)
+    rng = np.random.default_rng(42)
+    w = torch.as_tensor(weights, dtype=torch.float32)
+    criterion = criterion or (lambda s: s["mean"])
+    best = (-1.0, 0, None, None)
+    for epoch in range(1, epochs + 1):
+        head.train()
+        order = rng.permutation(len(rows))
+        for start in range(0, len(order), 64):
+            b = order[start:start + 64]
+            if loss == "classify":
+                target = torch.as_tensor(labels[b], dtype=torch.float32)
+                value = nn.functional.binary_cross_entropy_with_logits(head(*train_feats(rows[b])), target)
+            else:
+                r = rows[b]
+                both = head(*train_feats(np.concatenate([r[:, 0], r[:, 1]])))
+                value = (w[b] * nn.functional.softplus(both[len(b):] - both[:len(b)])).sum() / w[b].sum()
+            opt.zero_grad()
+            value.backward()
+            opt.step()
+        scores = head_scores(head, valid_feats, len(valid_feats.table))
+        s = summary(valid, valid_rows, -scores if loss == "classify" else scores)
+        if criterion(s) > best[0]:
+            best = (criterion(s), epoch, copy.deepcopy(head.state_dict()), s)
+        elif epoch - best[1] >= patience:
+            break
+    head.load_state_dict(best[2])
+    return head, best[1], best[3]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=DATA)
+    ap.add_argument("--cache-dir", default=None, help="train-scorer's cache folder (default: the usual one)")
+    ap.add_argument("--out", default=None, help="write the results here as JSON")
+    args = ap.parse_args()
+    from car_select.config import default_cache_dir
+
+    d = args.data
+    data = training_data([f"{d}/car-expert-revised/expert-revised/{CAR}", f"{d}/preference-dev/{JUDGED}"],
+                         [f"{d}/car-expert-revised/expert-revised/APE_score_valid.csv",
+                          f"{d}/preference-dev/valid_autoj_human.jsonl"],
+                         robustness_paths=[f"{d}/lima-1k/lima.json"],
+                         negatives_from=[f"{d}/stanford-alpaca-52k/alpaca_data.json"],
+                         max_train_pairs=3000, negatives_max_records=500, seed=42)
+    settings = TrainSettings(seed=42)
+    scorer, tf, tr, vf, vr = prepare(data.train, data.valid, settings, cache_dir=args.cache_dir or default_cache_dir())
+    config = replace(scorer.head_config, members=1)
+    source = np.array(data.sources)
+    results = {}
+
+    def pairwise(name, weights, criterion=None):
+        keep = np.array([weights.get(s, 0.0) for s in source]) > 0
+        w = np.array([weights.get(s, 0.0) for s in source])[keep]
+        head, epoch, s = train_head(config, tf, tr[keep], w, data.valid, vf, vr, settings.epochs, settings.patience,
+                                    criterion=criterion)
+        results[name] = {**s, "best_epoch": epoch}
+        print(json.dumps({name: results[name]}), file=sys.stderr, flush=True)
+        return head
+
+    pairwise("every source, equal weights (the shipped recipe, one head)", {CAR: 1, JUDGED: 1, "negatives": 1})
+    pairwise("expert pairs x2, judged pairs x0.5", {CAR: 2, JUDGED: 0.5, "negatives": 1})
+    pairwise("expert pairs and negatives, no judged pairs", {CAR: 1, "negatives": 1})
+    pairwise("judged pairs only", {JUDGED: 1})
+    expert = pairwise("expert pairs only, epoch chosen on CaR valid", {CAR: 1},
+                      criterion=lambda s: s["APE_score_valid.csv"])
+
+    # Expert head plus a defect detector: score = expert - w * softplus(defect logit), i.e. the
+    # expert's score plus w * log P(clean). Clean: every real answer; corrupted: the negatives' copies.
+    neg = tr[source == "negatives"]
+    clean = np.unique(np.concatenate([tr[source != "negatives"].ravel(), neg[:, 0]]))
+    bad = np.setdiff1d(np.unique(neg[:, 1]), clean)
+    items = np.concatenate([clean, bad])
+    labels = np.concatenate([np.zeros(len(clean)), np.ones(len(bad))])
+    defect, epoch, _ = train_head(config, tf, items, np.ones(len(items)), data.valid, vf, vr, settings.epochs,
+                                  settings.patience, loss="classify",
+                                  labels=labels, criterion=lambda s: s["robustness:lima.json"])
+    e, dlogit = head_scores(expert, vf, len(vf.table)), head_scores(defect, vf, len(vf.table))
+    for w in (2, 4, 8):
+        name = f"expert head - {w} x softplus(defect detector logit)"
+        results[name] = {**summary(data.valid, vr, e - w * np.logaddexp(0, dlogit)), "best_epoch": epoch}
+        print(json.dumps({name: results[name]}), file=sys.stderr, flush=True)
+
+    text = json.dumps(results, indent=1)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
