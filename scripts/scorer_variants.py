@@ -24,6 +24,7 @@ from torch import nn
 
 from car_select.scoring.evaluate import evaluate_pairs, robustness_report
 from car_select.scoring.model import ScoringHead
+from car_select.scoring.textstats import STAT_NAMES
 from car_select.scoring.train import TrainSettings, prepare, seed_everything, training_data
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
@@ -123,6 +124,15 @@ def main() -> int:
         return head
 
     pairwise("every source, equal weights (the shipped recipe, one head)", {CAR: 1, JUDGED: 1, "negatives": 1})
+    # The same with every statistic of textstats.STAT_NAMES, the two word-order ones included: the
+    # encoder features come from the same cache, only the statistics are recomputed.
+    wide = replace(settings, text_stats=len(STAT_NAMES))
+    _, wtf, _, wvf, _ = prepare(data.train, data.valid, wide, cache_dir=args.cache_dir or default_cache_dir())
+    head, epoch, s = train_head(replace(config, text_stats=len(STAT_NAMES)), wtf, tr, np.ones(len(tr)), data.valid,
+                                wvf, vr, settings.epochs, settings.patience)
+    name = f"the same with all {len(STAT_NAMES)} statistics (+ 2 of word order)"
+    results[name] = {**s, "best_epoch": epoch}
+    print(json.dumps({name: results[name]}), file=sys.stderr, flush=True)
     pairwise("expert pairs x2, judged pairs x0.5", {CAR: 2, JUDGED: 0.5, "negatives": 1})
     pairwise("expert pairs and negatives, no judged pairs", {CAR: 1, "negatives": 1})
     pairwise("judged pairs only", {JUDGED: 1})

@@ -112,3 +112,14 @@ def test_text_stats_see_repetition_echo_and_truncation_past_any_token_window():
     assert text_stats(PROMPT, "Put the egg in boiling")[idx["ends_cleanly"]] == 0 < base[idx["ends_cleanly"]]
     assert text_stats(PROMPT, "")[idx["is_empty"]] == 1
     assert np.isfinite(text_stats("", "\ud800 x " * 3)).all()  # a lone surrogate does not break it
+
+
+def test_word_order_statistics_see_shuffled_words():
+    idx = {n: i for i, n in enumerate(STAT_NAMES)}
+    answer = ("Put the egg in a pot of cold water. Bring the water to a boil over high heat. Then turn off "
+              "the heat and leave the egg in the pot for ten minutes. Cool it under the tap and peel it.")
+    base = text_stats(PROMPT, answer)
+    assert base[idx["lowercase_after_sentence_end"]] == 0 == base[idx["article_before_function_word"]]
+    for seed in range(6):
+        shuffled = text_stats(PROMPT, corrupt(PROMPT, answer, "shuffle_words", seed=seed))
+        assert shuffled[idx["lowercase_after_sentence_end"]] > 0 and shuffled[idx["article_before_function_word"]] > 0

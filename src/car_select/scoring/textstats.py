@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-STATS_VERSION = 2
+STATS_VERSION = 3  # 3: two word-order statistics appended (a scorer taking the first 18 is unchanged)
 STAT_NAMES = (
     "log_chars",
     "log_words",
@@ -37,12 +37,19 @@ STAT_NAMES = (
     "tail_overlap",
     "tail_first_person",
     "tail_second_person",
+    "lowercase_after_sentence_end",
+    "article_before_function_word",
 )
 _EDGE = 30  # words at each end of the response: padding is added there, past the encoder's window
 _FIRST = {"i", "me", "my", "mine", "myself", "we", "us", "our"}
 _SECOND = {"you", "your", "yours", "yourself"}
 _WORD = re.compile(r"\w+", re.UNICODE)
 _CLEAN_END = set('.!?)]}"\'`*>:;')
+_TOKEN = re.compile(r"\S+")
+# Words an article is almost never followed by in running text: in words put in random order it
+# often is, which the pooled encoder features, mostly bag-of-words, hardly notice.
+_FUNCTION = {"the", "a", "an", "of", "to", "in", "and", "for", "with", "on", "is", "are", "was", "that", "by",
+             "as", "or"}
 _SCAN = 20_000  # characters looked at for the n-gram statistics (length counts the whole text)
 
 
@@ -79,6 +86,9 @@ def text_stats(prompt: str, response: str) -> np.ndarray:
     tail_words = [w.lower() for w in _WORD.findall(response[-_SCAN:])]
     edge = max(3, min(_EDGE, len(tail_words) // 3))  # a short answer's ends are its thirds
     first, last = words[:edge], tail_words[-edge:]
+    tokens = _TOKEN.findall(head)
+    ends = [i for i in range(len(tokens) - 1) if len(tokens[i]) > 1 and tokens[i][-1] in ".!?"]
+    articles = [i for i in range(len(tokens) - 1) if tokens[i].lower() in ("the", "a", "an")]
     return np.array([
         math.log1p(len(response)) / 10.0,
         math.log1p(n_words_total) / 8.0,
@@ -98,6 +108,9 @@ def text_stats(prompt: str, response: str) -> np.ndarray:
         _edge_overlap(last, set(tail_words[:-edge]), prompt_set),
         sum(w in _FIRST for w in last) / len(last) if last else 0.0,
         sum(w in _SECOND for w in last) / len(last) if last else 0.0,
+        sum(tokens[i + 1][:1].islower() for i in ends) / len(ends) if ends else 0.0,
+        sum(tokens[i + 1].lower().strip(".,;:!?") in _FUNCTION or tokens[i][-1] in ".,;:!?" for i in articles)
+        / len(articles) if articles else 0.0,
     ], dtype=np.float32)
 
 
