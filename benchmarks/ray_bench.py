@@ -31,10 +31,11 @@ ALPACA = REPO.parent / "shared" / "data" / "stanford-alpaca-52k" / "alpaca_data.
 
 
 def save(results: dict, path: Path) -> None:
+    from car_select.atomic import atomic_path
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(results, indent=2) + "\n")
 
 
 def run_once(engine: str, src: Path, out: Path, cache: Path, n1: int) -> dict:

@@ -114,25 +114,25 @@ def main() -> int:
     source = np.array(data.sources)
     results = {}
 
-    def pairwise(name, weights, criterion=None):
-        keep = np.array([weights.get(s, 0.0) for s in source]) > 0
-        w = np.array([weights.get(s, 0.0) for s in source])[keep]
-        head, epoch, s = train_head(config, tf, tr[keep], w, data.valid, vf, vr, settings.epochs, settings.patience,
-                                    criterion=criterion)
-        results[name] = {**s, "best_epoch": epoch}
+    def record(name, summary_, epoch):
+        results[name] = {**summary_, "best_epoch": epoch}
         print(json.dumps({name: results[name]}), file=sys.stderr, flush=True)
+
+    def pairwise(name, weights, criterion=None, features=(tf, vf), head_config=config):
+        w = np.array([weights.get(s, 0.0) for s in source])
+        head, epoch, s = train_head(head_config, features[0], tr[w > 0], w[w > 0], data.valid, features[1], vr,
+                                    settings.epochs, settings.patience, criterion=criterion)
+        record(name, s, epoch)
         return head
 
-    pairwise("every source, equal weights (the shipped recipe, one head)", {CAR: 1, JUDGED: 1, "negatives": 1})
+    every = {CAR: 1, JUDGED: 1, "negatives": 1}
+    pairwise("every source, equal weights (the shipped recipe, one head)", every)
     # The same with every statistic of textstats.STAT_NAMES, the two word-order ones included: the
     # encoder features come from the same cache, only the statistics are recomputed.
-    wide = replace(settings, text_stats=len(STAT_NAMES))
-    _, wtf, _, wvf, _ = prepare(data.train, data.valid, wide, cache_dir=args.cache_dir or default_cache_dir())
-    head, epoch, s = train_head(replace(config, text_stats=len(STAT_NAMES)), wtf, tr, np.ones(len(tr)), data.valid,
-                                wvf, vr, settings.epochs, settings.patience)
-    name = f"the same with all {len(STAT_NAMES)} statistics (+ 2 of word order)"
-    results[name] = {**s, "best_epoch": epoch}
-    print(json.dumps({name: results[name]}), file=sys.stderr, flush=True)
+    _, wide_tf, _, wide_vf, _ = prepare(data.train, data.valid, replace(settings, text_stats=len(STAT_NAMES)),
+                                        cache_dir=args.cache_dir or default_cache_dir())
+    pairwise(f"the same with all {len(STAT_NAMES)} statistics (+ 2 of word order)", every,
+             features=(wide_tf, wide_vf), head_config=replace(config, text_stats=len(STAT_NAMES)))
     pairwise("expert pairs x2, judged pairs x0.5", {CAR: 2, JUDGED: 0.5, "negatives": 1})
     pairwise("expert pairs and negatives, no judged pairs", {CAR: 1, "negatives": 1})
     pairwise("judged pairs only", {JUDGED: 1})
@@ -151,15 +151,17 @@ def main() -> int:
                                   labels=labels, criterion=lambda s: s["robustness:lima.json"])
     e, dlogit = head_scores(expert, vf, len(vf.table)), head_scores(defect, vf, len(vf.table))
     for w in (2, 4, 8):
-        name = f"expert head - {w} x softplus(defect detector logit)"
-        results[name] = {**summary(data.valid, vr, e - w * np.logaddexp(0, dlogit)), "best_epoch": epoch}
-        print(json.dumps({name: results[name]}), file=sys.stderr, flush=True)
+        record(f"expert head - {w} x softplus(defect detector logit)",
+               summary(data.valid, vr, e - w * np.logaddexp(0, dlogit)), epoch)
 
     text = json.dumps(results, indent=1)
     print(text)
     if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+        from car_select.atomic import atomic_path
+
+        with atomic_path(args.out) as tmp:
+            with open(tmp, "w") as f:
+                f.write(text + "\n")
     return 0
 
 

@@ -161,7 +161,7 @@ class _Linear:
             try:
                 self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, None)
             except RuntimeError:  # e.g. bf16 on a CPU without AVX512BW/VL/DQ: oneDNN refuses, F.linear works
-                self.packed = None
+                pass
         self.weight = None if self.packed is not None else weight
 
     def __call__(self, x: torch.Tensor, act: str = "none") -> torch.Tensor:

@@ -296,11 +296,12 @@ class RayExecutor:
     def read(self, path: str, read_one: Callable[[str], Dataset], *, keep_rows: bool = False) -> Dataset:
         """Every file of the input read by `read_one` in a Ray Data read task; the records come to the
         driver, the raw rows stay in the blocks (unless `keep_rows`)."""
-        if not is_sharded(path) and (path.startswith(HF_PREFIX) or os.path.isdir(path)):
+        sharded = is_sharded(path)  # once: for a URL it asks the remote filesystem
+        if not sharded and (path.startswith(HF_PREFIX) or os.path.isdir(path)):
             from .local import LocalExecutor  # a Hugging Face dataset: its own loader, on the driver
 
             return LocalExecutor().read(path, read_one)
-        files = list_files(path) if is_sharded(path) else [path]
+        files = list_files(path) if sharded else [path]
         columns = ["file", "row", "record", "shell"] + (["raw"] if keep_rows else [])
         with self._session() as ray:
             ds = ray.data.read_datasource(_datasource(files, read_one)).materialize()

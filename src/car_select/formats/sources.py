@@ -28,9 +28,11 @@ def is_sharded(path: str) -> bool:
     """A folder of data files (not a Hugging Face dataset folder) or a glob."""
     if path.startswith(HF_PREFIX):
         return False
+    if any(c in path for c in "*?["):
+        return True  # a glob in a URL too: list_url refuses it in one line
     if is_url(path):
-        return any(c in path for c in "*?[") or url_kind(path) == "dir"  # a glob: list_url says no
-    return any(c in path for c in "*?[") or (os.path.isdir(path) and not is_hf_folder(path))
+        return url_kind(path) == "dir"
+    return os.path.isdir(path) and not is_hf_folder(path)
 
 
 def _hidden(rel: str) -> bool:
@@ -126,10 +128,11 @@ def write_selection(dataset: Dataset, indices: Sequence[int], target: str, folde
                     file_format: str | None = None, rows_per_shard: int = 100_000) -> None:
     """The selection's one writer, for every executor: a folder of shards when `folder` (and the
     format is not hf), else one file."""
-    if folder and output_format(dataset, target, file_format) != "hf":
+    fmt = output_format(dataset, target, file_format)
+    if folder and fmt != "hf":
         write_shards(dataset, indices, target, file_format, rows_per_shard)
     else:
-        write_subset(dataset, indices, target, output_format(dataset, target, file_format))
+        write_subset(dataset, indices, target, fmt)
 
 
 def shard_names(n_rows: int, rows_per_shard: int, ext: str) -> list[str]:

@@ -263,7 +263,7 @@ class Scorer:
                                     max_length=self.max_length, return_attention_mask=False,
                                     return_token_type_ids=False)["input_ids"]
         starts = np.array([min(1 + len(p), len(x)) for p, x in zip(prompt_ids, ids)], dtype=np.int64)
-        stats = text_stats_batch(prompts, responses)[:, : self.head_config.text_stats]
+        stats = text_stats_batch(prompts, responses, self.head_config.text_stats)
         return ids, starts, stats
 
     def score_and_embed_pairs(self, prompts: Sequence[str], responses: Sequence[str], batch_tokens: int = 16384,

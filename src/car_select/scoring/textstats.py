@@ -69,8 +69,20 @@ def _edge_overlap(edge: list[str], rest: set[str], prompt: set[str]) -> float:
     return sum(w in rest or w in prompt for w in content) / len(content) if content else 0.0
 
 
-def text_stats(prompt: str, response: str) -> np.ndarray:
-    """One row of STAT_NAMES for a rendered prompt and its response, each roughly in [0, 1]."""
+def _word_order(head: str) -> list[float]:
+    """The two word-order statistics: a lowercase word after a sentence end, an article before a
+    function word or punctuation; both near 0 in running text and high in shuffled words."""
+    tokens = _TOKEN.findall(head)
+    ends = [i for i in range(len(tokens) - 1) if len(tokens[i]) > 1 and tokens[i][-1] in ".!?"]
+    articles = [i for i in range(len(tokens) - 1) if tokens[i].lower() in ("the", "a", "an")]
+    return [sum(tokens[i + 1][:1].islower() for i in ends) / len(ends) if ends else 0.0,
+            sum(tokens[i + 1].lower().strip(".,;:!?") in _FUNCTION or tokens[i][-1] in ".,;:!?" for i in articles)
+            / len(articles) if articles else 0.0]
+
+
+def text_stats(prompt: str, response: str, count: int = len(STAT_NAMES)) -> np.ndarray:
+    """The first `count` of STAT_NAMES for a rendered prompt and its response, each roughly in [0, 1]
+    (the word-order ones, last, are computed only when asked for)."""
     head = response[:_SCAN]
     words = [w.lower() for w in _WORD.findall(head)]
     n_words_total = len(words) if len(response) <= _SCAN else int(len(words) * len(response) / len(head))
@@ -86,10 +98,7 @@ def text_stats(prompt: str, response: str) -> np.ndarray:
     tail_words = [w.lower() for w in _WORD.findall(response[-_SCAN:])]
     edge = max(3, min(_EDGE, len(tail_words) // 3))  # a short answer's ends are its thirds
     first, last = words[:edge], tail_words[-edge:]
-    tokens = _TOKEN.findall(head)
-    ends = [i for i in range(len(tokens) - 1) if len(tokens[i]) > 1 and tokens[i][-1] in ".!?"]
-    articles = [i for i in range(len(tokens) - 1) if tokens[i].lower() in ("the", "a", "an")]
-    return np.array([
+    row = [
         math.log1p(len(response)) / 10.0,
         math.log1p(n_words_total) / 8.0,
         _repeated_share(grams4),
@@ -108,14 +117,14 @@ def text_stats(prompt: str, response: str) -> np.ndarray:
         _edge_overlap(last, set(tail_words[:-edge]), prompt_set),
         sum(w in _FIRST for w in last) / len(last) if last else 0.0,
         sum(w in _SECOND for w in last) / len(last) if last else 0.0,
-        sum(tokens[i + 1][:1].islower() for i in ends) / len(ends) if ends else 0.0,
-        sum(tokens[i + 1].lower().strip(".,;:!?") in _FUNCTION or tokens[i][-1] in ".,;:!?" for i in articles)
-        / len(articles) if articles else 0.0,
-    ], dtype=np.float32)
+    ]
+    if count > len(row):
+        row += _word_order(head)
+    return np.array(row[:count], dtype=np.float32)
 
 
-def text_stats_batch(prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
-    """(n, len(STAT_NAMES)) float32."""
+def text_stats_batch(prompts: Sequence[str], responses: Sequence[str], count: int = len(STAT_NAMES)) -> np.ndarray:
+    """(n, count) float32: the first `count` statistics of each pair."""
     if not prompts:
-        return np.zeros((0, len(STAT_NAMES)), dtype=np.float32)
-    return np.stack([text_stats(p, r) for p, r in zip(prompts, responses)])
+        return np.zeros((0, count), dtype=np.float32)
+    return np.stack([text_stats(p, r, count) for p, r in zip(prompts, responses)])
