@@ -126,7 +126,7 @@ def main() -> int:
         return head
 
     every = {CAR: 1, JUDGED: 1, "negatives": 1}
-    pairwise("every source, equal weights (the shipped recipe, one head)", every)
+    joint = pairwise("every source, equal weights (the shipped recipe, one head)", every)
     # The same with every statistic of textstats.STAT_NAMES, the two word-order ones included: the
     # encoder features come from the same cache, only the statistics are recomputed.
     _, wide_tf, _, wide_vf, _ = prepare(data.train, data.valid, replace(settings, text_stats=len(STAT_NAMES)),
@@ -153,6 +153,16 @@ def main() -> int:
     for w in (2, 4, 8):
         record(f"expert head - {w} x softplus(defect detector logit)",
                summary(data.valid, vr, e - w * np.logaddexp(0, dlogit)), epoch)
+
+    # The joint head plus a bounded share of the expert head: tanh caps how far the expert's view
+    # (which prefers longer, friendlier answers, filler included) can move a score.
+    def z(x):
+        return (x - x.mean()) / x.std()
+
+    j = head_scores(joint, vf, len(vf.table))
+    for w in (0.25, 0.5):
+        record(f"joint head + {w} x tanh(2 x standardised expert head)",
+               summary(data.valid, vr, z(j) + w * np.tanh(2 * z(e))), None)
 
     text = json.dumps(results, indent=1)
     print(text)

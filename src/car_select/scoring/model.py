@@ -122,19 +122,21 @@ class ScoringHead(nn.Module):
         the views full, prompt, response; stats: (batch, text_stats) when the head takes them."""
         if self.config.members > 1:
             return torch.stack([m(pooled, stats) for m in self.members]).mean(0)
-        if not self.config.multi_view:
-            x = self.layerwise_attention((pooled[:, 0] if pooled.dim() == 4 else pooled)).float()
-        else:
-            pooled = pooled.float()
-            full, prompt, response = pooled[:, 0], pooled[:, 1], pooled[:, 2]
-            r = self.response_attention(response)
-            cosine = nn.functional.cosine_similarity(prompt, response, dim=-1, eps=1e-6)  # (batch, layers)
-            parts = [self.layerwise_attention(full), r, self.prompt_attention(prompt) * r, cosine]
-            if self.config.text_stats:
-                parts.append(stats.float())
-            x = torch.cat(parts, dim=-1)
-        out = self.estimator(x)
+        out = self.estimator(self.inputs(pooled, stats))
         return out.squeeze(-1) if self.config.output_size == 1 else out
+
+    def inputs(self, pooled: torch.Tensor, stats: torch.Tensor | None = None) -> torch.Tensor:
+        """What the feed-forward estimator of a single head takes: (batch, its input size)."""
+        if not self.config.multi_view:
+            return self.layerwise_attention((pooled[:, 0] if pooled.dim() == 4 else pooled)).float()
+        pooled = pooled.float()
+        full, prompt, response = pooled[:, 0], pooled[:, 1], pooled[:, 2]
+        r = self.response_attention(response)
+        cosine = nn.functional.cosine_similarity(prompt, response, dim=-1, eps=1e-6)  # (batch, layers)
+        parts = [self.layerwise_attention(full), r, self.prompt_attention(prompt) * r, cosine]
+        if self.config.text_stats:
+            parts.append(stats.float())
+        return torch.cat(parts, dim=-1)
 
 
 def masked_mean_layers(hidden_states: tuple[torch.Tensor, ...] | list[torch.Tensor],
