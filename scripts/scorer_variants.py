@@ -57,12 +57,14 @@ def summary(valid: dict, rows: np.ndarray, item_scores: np.ndarray) -> dict:
 
 
 def train_head(config, train_feats, rows, weights, valid, valid_feats, valid_rows, epochs, patience, loss="pairwise",
-               labels=None, criterion=None):
+               labels=None, criterion=None, make_head=None, n_valid=None):
     """One head; keeps the epoch whose validation summary is best by `criterion` (default: the mean).
     loss "pairwise": weighted logistic loss on rows (chosen, rejected); "classify": rows are item
-    indices, labels 1 for a corrupted answer (a defect detector whose output is its logit)."""
+    indices, labels 1 for a corrupted answer (a defect detector whose output is its logit).
+    train_feats / valid_feats: item rows -> the head's arguments; make_head: another head than
+    ScoringHead(config), over n_valid validation items."""
     seed_everything(42)
-    head = ScoringHead(config)
+    head = make_head() if make_head else ScoringHead(config)
     opt = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=0.01)
     rng = np.random.default_rng(42)
     w = torch.as_tensor(weights, dtype=torch.float32)
@@ -83,7 +85,7 @@ def train_head(config, train_feats, rows, weights, valid, valid_feats, valid_row
             opt.zero_grad()
             value.backward()
             opt.step()
-        scores = head_scores(head, valid_feats, len(valid_feats.table))
+        scores = head_scores(head, valid_feats, n_valid or len(valid_feats.table))
         s = summary(valid, valid_rows, -scores if loss == "classify" else scores)
         if criterion(s) > best[0]:
             best = (criterion(s), epoch, copy.deepcopy(head.state_dict()), s)
@@ -93,14 +95,22 @@ def train_head(config, train_feats, rows, weights, valid, valid_feats, valid_row
     return head, best[1], best[3]
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_args(doc: str) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--data", default=DATA)
     ap.add_argument("--cache-dir", default=None, help="train-scorer's cache folder (default: the usual one)")
     ap.add_argument("--out", default=None, help="write the results here as JSON")
     args = ap.parse_args()
-    from car_select.config import default_cache_dir
+    if args.cache_dir is None:
+        from car_select.config import default_cache_dir
 
+        args.cache_dir = default_cache_dir()
+    return args
+
+
+def default_recipe_features(args: argparse.Namespace):
+    """The README retrain command's data and settings, and its cached features:
+    (data, settings, scorer, train features, train rows, valid features, valid rows)."""
     d = args.data
     data = training_data([f"{d}/car-expert-revised/expert-revised/{CAR}", f"{d}/preference-dev/{JUDGED}"],
                          [f"{d}/car-expert-revised/expert-revised/APE_score_valid.csv",
@@ -109,7 +119,23 @@ def main() -> int:
                          negatives_from=[f"{d}/stanford-alpaca-52k/alpaca_data.json"],
                          max_train_pairs=3000, negatives_max_records=500, seed=42)
     settings = TrainSettings(seed=42)
-    scorer, tf, tr, vf, vr = prepare(data.train, data.valid, settings, cache_dir=args.cache_dir or default_cache_dir())
+    return (data, settings, *prepare(data.train, data.valid, settings, cache_dir=args.cache_dir))
+
+
+def write_results(results: dict, out: str | None) -> None:
+    text = json.dumps(results, indent=1)
+    print(text)
+    if out:
+        from car_select.atomic import atomic_path
+
+        with atomic_path(out) as tmp:
+            with open(tmp, "w") as f:
+                f.write(text + "\n")
+
+
+def main() -> int:
+    args = parse_args(__doc__)
+    data, settings, scorer, tf, tr, vf, vr = default_recipe_features(args)
     config = replace(scorer.head_config, members=1)
     source = np.array(data.sources)
     results = {}
@@ -130,7 +156,7 @@ def main() -> int:
     # The same with every statistic of textstats.STAT_NAMES, the two word-order ones included: the
     # encoder features come from the same cache, only the statistics are recomputed.
     _, wide_tf, _, wide_vf, _ = prepare(data.train, data.valid, replace(settings, text_stats=len(STAT_NAMES)),
-                                        cache_dir=args.cache_dir or default_cache_dir())
+                                        cache_dir=args.cache_dir)
     pairwise(f"the same with all {len(STAT_NAMES)} statistics (+ 2 of word order)", every,
              features=(wide_tf, wide_vf), head_config=replace(config, text_stats=len(STAT_NAMES)))
     pairwise("expert pairs x2, judged pairs x0.5", {CAR: 2, JUDGED: 0.5, "negatives": 1})
@@ -164,14 +190,7 @@ def main() -> int:
         record(f"joint head + {w} x tanh(2 x standardised expert head)",
                summary(data.valid, vr, z(j) + w * np.tanh(2 * z(e))), None)
 
-    text = json.dumps(results, indent=1)
-    print(text)
-    if args.out:
-        from car_select.atomic import atomic_path
-
-        with atomic_path(args.out) as tmp:
-            with open(tmp, "w") as f:
-                f.write(text + "\n")
+    write_results(results, args.out)
     return 0
 
 

@@ -18,22 +18,21 @@ about 10 minutes on 2 cores, each variant a few more.
 
 from __future__ import annotations
 
-import argparse
-import copy
 import json
 import os
 import sys
+from dataclasses import replace
 
 import numpy as np
 import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(__file__))
-from scorer_variants import CAR, DATA, JUDGED, summary  # noqa: E402
+from scorer_variants import default_recipe_features, parse_args, train_head, write_results  # noqa: E402
 
 from car_select.encode import run_batches  # noqa: E402
 from car_select.scoring.model import FeedForward, ScoringHead  # noqa: E402
-from car_select.scoring.train import TrainSettings, prepare, seed_everything, training_data  # noqa: E402
+
 
 KINDS = {"attention": 4 * 384, "max": 384, "alignment": 6}
 
@@ -96,67 +95,20 @@ class TokenViewHead(nn.Module):
         return b.estimator(x).squeeze(-1)
 
 
-def scores(head, tokens) -> np.ndarray:
-    head.eval()
-    n = len(tokens["lens"])
-    with torch.no_grad():
-        return torch.cat([head(tokens, np.arange(k, min(n, k + 256))) for k in range(0, n, 256)]).numpy()
-
-
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=DATA)
-    ap.add_argument("--cache-dir", default=None, help="train-scorer's cache folder (default: the usual one)")
-    ap.add_argument("--out", default=None, help="write the results here as JSON")
-    args = ap.parse_args()
-    from car_select.config import default_cache_dir
-
-    d = args.data
-    data = training_data([f"{d}/car-expert-revised/expert-revised/{CAR}", f"{d}/preference-dev/{JUDGED}"],
-                         [f"{d}/car-expert-revised/expert-revised/APE_score_valid.csv",
-                          f"{d}/preference-dev/valid_autoj_human.jsonl"],
-                         robustness_paths=[f"{d}/lima-1k/lima.json"],
-                         negatives_from=[f"{d}/stanford-alpaca-52k/alpaca_data.json"],
-                         max_train_pairs=3000, negatives_max_records=500, seed=42)
-    settings = TrainSettings(seed=42)
-    scorer, tf, tr, vf, vr = prepare(data.train, data.valid, settings, cache_dir=args.cache_dir or default_cache_dir())
-    from dataclasses import replace
-
+    args = parse_args(__doc__)
+    data, settings, scorer, tf, tr, vf, vr = default_recipe_features(args)
     config = replace(scorer.head_config, members=1)
     train_tokens, valid_tokens = last_layer_tokens(scorer, tf), last_layer_tokens(scorer, vf)
     results = {}
     for kind in KINDS:
-        seed_everything(42)
-        head = TokenViewHead(config, kind)
-        opt = torch.optim.AdamW(head.parameters(), lr=settings.lr_head, weight_decay=settings.weight_decay)
-        rng = np.random.default_rng(42)
-        best = (-1.0, 0, None, None)
-        for epoch in range(1, settings.epochs + 1):
-            head.train()
-            order = rng.permutation(len(tr))
-            for start in range(0, len(order), settings.batch_pairs):
-                r = tr[order[start:start + settings.batch_pairs]]
-                both = head(train_tokens, np.concatenate([r[:, 0], r[:, 1]]))
-                loss = nn.functional.softplus(both[len(r):] - both[:len(r)]).mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            s = summary(data.valid, vr, scores(head, valid_tokens))
-            if s["mean"] > best[0]:
-                best = (s["mean"], epoch, copy.deepcopy(head.state_dict()), s)
-            elif epoch - best[1] >= settings.patience:
-                break
-        results[f"shipped inputs + {kind} view of the response's tokens"] = {**best[3], "best_epoch": best[1]}
-        print(json.dumps({kind: results[f"shipped inputs + {kind} view of the response's tokens"]}),
-              file=sys.stderr, flush=True)
-    text = json.dumps(results, indent=1)
-    print(text)
-    if args.out:
-        from car_select.atomic import atomic_path
-
-        with atomic_path(args.out) as tmp:
-            with open(tmp, "w") as f:
-                f.write(text + "\n")
+        _, epoch, s = train_head(config, lambda rows: (train_tokens, rows), tr, np.ones(len(tr)), data.valid,
+                                 lambda rows: (valid_tokens, rows), vr, settings.epochs, settings.patience,
+                                 make_head=lambda: TokenViewHead(config, kind), n_valid=len(vf.table))
+        name = f"shipped inputs + {kind} view of the response's tokens"
+        results[name] = {**s, "best_epoch": epoch}
+        print(json.dumps({name: results[name]}), file=sys.stderr, flush=True)
+    write_results(results, args.out)
     return 0
 
 

@@ -155,6 +155,9 @@ def build_parser() -> Parser:
     train.add_argument("--negatives-max-records", type=int, default=1000,
                        help="records sampled per --negatives-from / --valid-robustness dataset (1000 / 150)")
     train.add_argument("--max-train-pairs", type=int, default=None, help="pairs sampled per --train file")
+    train.add_argument("--train-weights", metavar="W,W,...", default=None,
+                       help="each --train file's weight in the pairwise loss, in --train order (default: 1 each; "
+                       "corruption negatives weigh 1)")
     train.add_argument("--length-reference", metavar="DATA", help="dataset for the card's Spearman(score, length)")
     train.add_argument("--cache-dir", help="where training features are kept for a retrain on the same data "
                        "(default: ~/.cache/car-select)")
@@ -395,15 +398,23 @@ def cmd_train(args) -> int:
         except ValueError:
             raise CarSelectError(f"--hidden-sizes must be comma-separated integers, got {args.hidden_sizes!r}") from None
     settings.validate()
+    train_weights = None
+    if args.train_weights is not None:
+        try:
+            train_weights = [float(x) for x in args.train_weights.split(",")]
+        except ValueError:
+            raise CarSelectError(f"--train-weights must be comma-separated numbers, got {args.train_weights!r}") from None
     data = training_data(args.train, args.valid, robustness_paths=args.valid_robustness,
                          negatives_from=args.negatives_from, max_train_pairs=args.max_train_pairs,
                          negatives_max_records=args.negatives_max_records,
-                         negatives_per_answer=settings.negatives_per_answer, seed=args.seed)
+                         negatives_per_answer=settings.negatives_per_answer, seed=args.seed,
+                         train_weights=train_weights)
     t = time.perf_counter()
     from .config import default_cache_dir
 
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
-    result = train_scorer(data.train, data.valid, settings, quiet=args.quiet, cache_dir=cache_dir)
+    result = train_scorer(data.train, data.valid, settings, quiet=args.quiet, cache_dir=cache_dir,
+                          pair_weights=data.weights)
     result.scorer.meta["training"]["seconds"] = round(time.perf_counter() - t, 1)
     card = cards.card_from_training(result, data.valid, data.trained_on)
     if args.length_reference:

@@ -152,3 +152,50 @@ def test_training_data_names_each_pairs_source(tmp_path):
     assert data.trained_on[-1].startswith("corruption negatives")
     plain = training_data([a], [a], negatives_per_answer=0)
     assert plain.sources == ["a.jsonl"] * 6 and plain.trained_on == ["a.jsonl"]
+
+
+def test_training_data_gives_each_pair_its_files_weight(tmp_path):
+    from car_select.errors import CarSelectError
+    from car_select.scoring.train import training_data
+
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    for path, pairs in ((a, synthetic_pairs(3, 0)), (b, synthetic_pairs(5, 1))):
+        path.write_text("".join(json.dumps({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}) + "\n"
+                                for p in pairs))
+    data = training_data([str(a), str(b)], [str(a)], train_weights=[2, 0.25])
+    assert data.weights == [{"a.jsonl": 2, "b.jsonl": 0.25, "negatives": 1}[s] for s in data.sources]
+    assert data.weights[:8] == [2] * 3 + [0.25] * 5 and data.weights[8:] and set(data.weights[8:]) == {1}
+    assert data.trained_on[:2] == ["a.jsonl (weight 2)", "b.jsonl (weight 0.25)"]
+    assert training_data([str(a)], [str(a)]).weights is None
+    for bad in ([1], [1, 0]):
+        with pytest.raises(CarSelectError, match="weight"):
+            training_data([str(a), str(b)], [str(a)], train_weights=bad)
+
+
+def test_pair_weights_decide_between_files_that_disagree(tiny_encoder_dir):
+    # File "x" says the on-topic answer is better, file "y" the curt one: the heavier file wins.
+    x = synthetic_pairs(24, 0)
+    y = [PreferencePair(p.prompt, p.rejected, p.chosen) for p in synthetic_pairs(24, 2)]
+    settings = TrainSettings(encoder=tiny_encoder_dir, hidden_sizes=[16], epochs=6, lr_head=3e-3, batch_pairs=8,
+                             max_length=32, precision="fp32", seed=5, members=1, negatives_per_answer=0)
+    valid = synthetic_pairs(8, 1)
+    for wx, wy, x_wins in ((8.0, 0.25, True), (0.25, 8.0, False)):
+        result = train_scorer(x + y, valid, settings, quiet=True, pair_weights=[wx] * 24 + [wy] * 24)
+        chosen, rejected = score_pairs(result.scorer, valid)
+        assert bool(np.mean(chosen > rejected) > 0.5) == x_wins
+    from car_select.errors import CarSelectError
+
+    with pytest.raises(CarSelectError, match="pair weights"):
+        train_scorer(x, valid, settings, quiet=True, pair_weights=[1.0])
+
+
+@pytest.mark.parametrize("weights,message", [("1,x", "comma-separated numbers"), ("1,2", "2 training weights")])
+def test_train_weights_flag_refuses_bad_values_in_one_line(tmp_path, weights, message):
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}) + "\n"
+                             for p in synthetic_pairs(4, 0)))
+    res = subprocess.run([sys.executable, "-m", "car_select", "train-scorer", "--train", str(train), "--valid",
+                          str(train), "--train-weights", weights, "-o", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and message in res.stderr
+    assert not (tmp_path / "out").exists()

@@ -219,7 +219,8 @@ def _scores(scorer: Scorer, feats: torch.Tensor, rows: np.ndarray, objective: st
     return s[:, 0], s[:, 1]
 
 
-def _loss(scorer: Scorer, feats, rows: np.ndarray, settings: TrainSettings) -> torch.Tensor:
+def _loss(scorer: Scorer, feats, rows: np.ndarray, settings: TrainSettings,
+          weights: torch.Tensor | None = None) -> torch.Tensor:
     head = scorer.model.head
     if settings.objective == "triplet":
         a, c, n = head(*feats(rows[:, 2])), head(*feats(rows[:, 0])), head(*feats(rows[:, 1]))
@@ -228,7 +229,8 @@ def _loss(scorer: Scorer, feats, rows: np.ndarray, settings: TrainSettings) -> t
     chosen, rejected = both[: len(rows)], both[len(rows):]
     if settings.objective == "regression":
         return 0.5 * (((chosen - 1) ** 2).mean() + (rejected ** 2).mean())
-    return nn.functional.softplus(rejected - chosen).mean()
+    losses = nn.functional.softplus(rejected - chosen)
+    return losses.mean() if weights is None else (weights * losses).sum() / weights.sum()
 
 
 def _param_groups(scorer: Scorer, head: nn.Module, settings: TrainSettings) -> list[dict]:
@@ -271,8 +273,10 @@ def _criterion(evaluations: dict[str, ScorerEvaluation]) -> float:
 
 
 def _train_member(scorer: Scorer, head: nn.Module, train_feats, train_rows, valid, valid_feats, valid_rows,
-                  settings: TrainSettings, seed: int, quiet: bool) -> tuple[int, list[dict]]:
-    """Train `head` (and the encoder when asked); leaves the best validation epoch's weights loaded."""
+                  settings: TrainSettings, seed: int, quiet: bool,
+                  pair_weights: np.ndarray | None = None) -> tuple[int, list[dict]]:
+    """Train `head` (and the encoder when asked); leaves the best validation epoch's weights loaded.
+    pair_weights: each training pair's weight in the pairwise loss (None: all equal)."""
     from tqdm.auto import trange
 
     seed_everything(seed)
@@ -294,12 +298,13 @@ def _train_member(scorer: Scorer, head: nn.Module, train_feats, train_rows, vali
             if settings.train_encoder and step == unfreeze_at:
                 for name, p in scorer.model.encoder.named_parameters():
                     p.requires_grad_(not name.startswith("embeddings."))
-            rows = train_rows[order[start:start + settings.batch_pairs]]
-            loss = _loss(scorer, train_feats, rows, settings)
+            batch = order[start:start + settings.batch_pairs]
+            loss = _loss(scorer, train_feats, train_rows[batch], settings,
+                         None if pair_weights is None else torch.as_tensor(pair_weights[batch], device=scorer.device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(rows)
+            total += loss.item() * len(batch)
             step += 1
         scorer.model.eval()
         evaluations = _validate(scorer, valid, valid_feats, valid_rows, settings.objective)
@@ -341,10 +346,18 @@ def prepare(train: Sequence[PreferencePair], valid: dict[str, Sequence[Preferenc
 def train_scorer(train: Sequence[PreferencePair],
                  valid: Sequence[PreferencePair] | dict[str, Sequence[PreferencePair]],
                  settings: TrainSettings, quiet: bool = False,
-                 cache_dir: str | os.PathLike | None = None) -> TrainResult:
+                 cache_dir: str | os.PathLike | None = None,
+                 pair_weights: Sequence[float] | None = None) -> TrainResult:
     """Train on `train`; each epoch is judged by the mean pairwise accuracy over the validation
-    sets (a list is one set named "valid")."""
+    sets (a list is one set named "valid"). pair_weights: one per training pair, for the pairwise
+    objective (None: all pairs weigh the same)."""
     settings.validate()
+    if pair_weights is not None:
+        if settings.objective != "pairwise":
+            raise CarSelectError(f"pair weights need the pairwise objective, not {settings.objective}")
+        if len(pair_weights) != len(train):
+            raise CarSelectError(f"{len(pair_weights)} pair weights for {len(train)} training pairs")
+        pair_weights = np.asarray(pair_weights, dtype=np.float32)
     valid = dict(valid) if isinstance(valid, dict) else {"valid": list(valid)}
     if settings.train_encoder and settings.members != 1:
         raise CarSelectError("--members must be 1 with --train-encoder (the members would share one encoder)")
@@ -356,7 +369,7 @@ def train_scorer(train: Sequence[PreferencePair],
     for m in range(settings.members):
         member = ScoringHead(single).to(scorer.device)
         epoch, hist = _train_member(scorer, member, train_feats, train_rows, valid, valid_feats, valid_rows,
-                                    settings, settings.seed + m, quiet)
+                                    settings, settings.seed + m, quiet, pair_weights)
         members.append(member)
         best_epochs.append(epoch)
         history += hist
@@ -394,19 +407,25 @@ class TrainingData:
     valid: dict[str, list[PreferencePair]]  # per validation set; "robustness:NAME" for corruption suites
     trained_on: list[str]  # what the scorer card says it was trained on
     sources: list[str]  # per training pair: its file's name, or "negatives"
+    weights: list[float] | None = None  # per training pair: its weight in the loss (None: all equal)
 
 
 def training_data(train_paths: Sequence[str], valid_paths: Sequence[str], *, robustness_paths: Sequence[str] = (),
                   negatives_from: Sequence[str] = (), max_train_pairs: int | None = None,
                   negatives_max_records: int | None = 1000, negatives_per_answer: int = 1,
-                  seed: int = 42) -> TrainingData:
+                  seed: int = 42, train_weights: Sequence[float] | None = None) -> TrainingData:
     """The training and validation pairs `car-select train-scorer` assembles from its data options:
     every --train file (at most max_train_pairs each, sampled with `seed`), corruption negatives of
     their chosen answers and of negatives_from's answers, each --valid file and a corruption suite
-    (eval-pool wordings) of 150 answers per robustness path."""
+    (eval-pool wordings) of 150 answers per robustness path. train_weights: one per --train file, the
+    weight of its pairs in the loss (negatives weigh 1); None: no weights."""
     from .card import answer_items, robustness_pairs
     from .pairs import read_pairs
 
+    if train_weights is not None and len(train_weights) != len(train_paths):
+        raise CarSelectError(f"{len(train_weights)} training weights for {len(train_paths)} training files")
+    if train_weights is not None and any(not w > 0 for w in train_weights):
+        raise CarSelectError(f"training weights must be > 0, got {list(train_weights)}")
     train, sources = [], []
     for path in train_paths:
         pairs = sample_pairs(read_pairs(path), max_train_pairs, seed)
@@ -420,10 +439,15 @@ def training_data(train_paths: Sequence[str], valid_paths: Sequence[str], *, rob
     for path in robustness_paths:
         valid[f"robustness:{os.path.basename(path)}"] = robustness_pairs(path, 150, seed=0)
     trained_on = [os.path.basename(p) for p in train_paths]
+    weights = None
+    if train_weights is not None:
+        by_source = {**{os.path.basename(p): w for p, w in zip(train_paths, train_weights)}, "negatives": 1.0}
+        weights = [by_source[s] for s in sources]
+        trained_on = [f"{name} (weight {w:g})" for name, w in zip(trained_on, train_weights)]
     if negatives_per_answer:
         trained_on.append("corruption negatives of the training answers and of "
                           + (", ".join(map(os.path.basename, negatives_from)) or "nothing else"))
-    return TrainingData(train, valid, trained_on, sources)
+    return TrainingData(train, valid, trained_on, sources, weights)
 
 
 def sample_pairs(pairs: Sequence[PreferencePair], limit: int | None, seed: int) -> list[PreferencePair]:

@@ -1,0 +1,58 @@
+"""All 11,848 judged pairs instead of a 3,000-pair sample, on validation only.
+
+Same data, head and epoch rule as scorer_variants.py (one head, seed 42, the epoch kept on the mean
+validation accuracy), but every pair of preference-dev/train.jsonl is used, so the judged pairs'
+answers also give more corruption negatives. The weights are per source (CaR pairs, judged pairs,
+negatives). The encoder pass covers 27,097 training texts: 19.5 minutes on 2 idle cores, the five
+heads included and the validation features already cached (measured with /usr/bin/time).
+
+    python scripts/all_judged_variants.py --out docs/all_judged_variants.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import replace
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from scorer_variants import CAR, JUDGED, parse_args, train_head, write_results  # noqa: E402
+
+from car_select.scoring.train import TrainSettings, prepare, training_data  # noqa: E402
+
+WEIGHTS = {"equal": {CAR: 1, JUDGED: 1, "negatives": 1},
+           "judged x0.25": {CAR: 1, JUDGED: 0.25, "negatives": 1},
+           "judged x0.5": {CAR: 1, JUDGED: 0.5, "negatives": 1},
+           "car x2 judged x0.25": {CAR: 2, JUDGED: 0.25, "negatives": 1},
+           "judged only": {JUDGED: 1}}
+
+
+def main() -> int:
+    args = parse_args(__doc__)
+    d = args.data
+    data = training_data([f"{d}/car-expert-revised/expert-revised/{CAR}", f"{d}/preference-dev/{JUDGED}"],
+                         [f"{d}/car-expert-revised/expert-revised/APE_score_valid.csv",
+                          f"{d}/preference-dev/valid_autoj_human.jsonl"],
+                         robustness_paths=[f"{d}/lima-1k/lima.json"],
+                         negatives_from=[f"{d}/stanford-alpaca-52k/alpaca_data.json"],
+                         max_train_pairs=None, negatives_max_records=500, seed=42)
+    settings = TrainSettings(seed=42)
+    scorer, tf, tr, vf, vr = prepare(data.train, data.valid, settings, cache_dir=args.cache_dir)
+    config = replace(scorer.head_config, members=1)
+    source = np.array(data.sources)
+    results = {}
+    for name, weights in WEIGHTS.items():
+        w = np.array([weights.get(s, 0.0) for s in source])
+        _, epoch, s = train_head(config, tf, tr[w > 0], w[w > 0], data.valid, vf, vr, settings.epochs,
+                                 settings.patience)
+        results[name] = {**s, "best_epoch": epoch}
+        print(json.dumps({name: results[name]}), file=sys.stderr, flush=True)
+    write_results(results, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
