@@ -19,9 +19,7 @@ from dataclasses import replace
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from scorer_variants import CAR, JUDGED, parse_args, train_head, write_results  # noqa: E402
-
-from car_select.scoring.train import TrainSettings, prepare, training_data  # noqa: E402
+from scorer_variants import CAR, JUDGED, default_recipe_features, parse_args, train_head, write_results  # noqa: E402
 
 WEIGHTS = {"equal": {CAR: 1, JUDGED: 1, "negatives": 1},
            "judged x0.25": {CAR: 1, JUDGED: 0.25, "negatives": 1},
@@ -32,15 +30,7 @@ WEIGHTS = {"equal": {CAR: 1, JUDGED: 1, "negatives": 1},
 
 def main() -> int:
     args = parse_args(__doc__)
-    d = args.data
-    data = training_data([f"{d}/car-expert-revised/expert-revised/{CAR}", f"{d}/preference-dev/{JUDGED}"],
-                         [f"{d}/car-expert-revised/expert-revised/APE_score_valid.csv",
-                          f"{d}/preference-dev/valid_autoj_human.jsonl"],
-                         robustness_paths=[f"{d}/lima-1k/lima.json"],
-                         negatives_from=[f"{d}/stanford-alpaca-52k/alpaca_data.json"],
-                         max_train_pairs=None, negatives_max_records=500, seed=42)
-    settings = TrainSettings(seed=42)
-    scorer, tf, tr, vf, vr = prepare(data.train, data.valid, settings, cache_dir=args.cache_dir)
+    data, settings, scorer, tf, tr, vf, vr = default_recipe_features(args, max_train_pairs=None)
     config = replace(scorer.head_config, members=1)
     source = np.array(data.sources)
     results = {}

@@ -108,16 +108,21 @@ def parse_args(doc: str) -> argparse.Namespace:
     return args
 
 
-def default_recipe_features(args: argparse.Namespace):
-    """The README retrain command's data and settings, and its cached features:
-    (data, settings, scorer, train features, train rows, valid features, valid rows)."""
+def recipe_data(args: argparse.Namespace, max_train_pairs: int | None = 3000):
+    """The README retrain command's training and validation data (at most max_train_pairs per file)."""
     d = args.data
-    data = training_data([f"{d}/car-expert-revised/expert-revised/{CAR}", f"{d}/preference-dev/{JUDGED}"],
+    return training_data([f"{d}/car-expert-revised/expert-revised/{CAR}", f"{d}/preference-dev/{JUDGED}"],
                          [f"{d}/car-expert-revised/expert-revised/APE_score_valid.csv",
                           f"{d}/preference-dev/valid_autoj_human.jsonl"],
                          robustness_paths=[f"{d}/lima-1k/lima.json"],
                          negatives_from=[f"{d}/stanford-alpaca-52k/alpaca_data.json"],
-                         max_train_pairs=3000, negatives_max_records=500, seed=42)
+                         max_train_pairs=max_train_pairs, negatives_max_records=500, seed=42)
+
+
+def default_recipe_features(args: argparse.Namespace, max_train_pairs: int | None = 3000):
+    """recipe_data, its settings and its cached features:
+    (data, settings, scorer, train features, train rows, valid features, valid rows)."""
+    data = recipe_data(args, max_train_pairs)
     settings = TrainSettings(seed=42)
     return (data, settings, *prepare(data.train, data.valid, settings, cache_dir=args.cache_dir))
 
