@@ -11,7 +11,6 @@ heads included and the validation features already cached (measured with /usr/bi
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from dataclasses import replace
@@ -19,7 +18,7 @@ from dataclasses import replace
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from scorer_variants import CAR, JUDGED, default_recipe_features, parse_args, train_head, write_results  # noqa: E402
+from scorer_variants import CAR, JUDGED, default_recipe_features, parse_args, record_result, train_head, write_results  # noqa: E402
 
 WEIGHTS = {"equal": {CAR: 1, JUDGED: 1, "negatives": 1},
            "judged x0.25": {CAR: 1, JUDGED: 0.25, "negatives": 1},
@@ -38,8 +37,7 @@ def main() -> int:
         w = np.array([weights.get(s, 0.0) for s in source])
         _, epoch, s = train_head(config, tf, tr[w > 0], w[w > 0], data.valid, vf, vr, settings.epochs,
                                  settings.patience)
-        results[name] = {**s, "best_epoch": epoch}
-        print(json.dumps({name: results[name]}), file=sys.stderr, flush=True)
+        record_result(results, name, s, epoch)
     write_results(results, args.out)
     return 0
 

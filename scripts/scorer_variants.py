@@ -127,6 +127,12 @@ def default_recipe_features(args: argparse.Namespace, max_train_pairs: int | Non
     return (data, settings, *prepare(data.train, data.valid, settings, cache_dir=args.cache_dir))
 
 
+def record_result(results: dict, name: str, summary_: dict, epoch: int | None) -> None:
+    """Keep one variant's validation summary and show it at once (runs take minutes)."""
+    results[name] = {**summary_, "best_epoch": epoch}
+    print(json.dumps({name: results[name]}), file=sys.stderr, flush=True)
+
+
 def write_results(results: dict, out: str | None) -> None:
     text = json.dumps(results, indent=1)
     print(text)
@@ -146,8 +152,7 @@ def main() -> int:
     results = {}
 
     def record(name, summary_, epoch):
-        results[name] = {**summary_, "best_epoch": epoch}
-        print(json.dumps({name: results[name]}), file=sys.stderr, flush=True)
+        record_result(results, name, summary_, epoch)
 
     def pairwise(name, weights, criterion=None, features=(tf, vf), head_config=config):
         w = np.array([weights.get(s, 0.0) for s in source])

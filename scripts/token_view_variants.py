@@ -18,7 +18,6 @@ about 10 minutes on 2 cores, each variant a few more.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from dataclasses import replace
@@ -28,7 +27,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(__file__))
-from scorer_variants import default_recipe_features, parse_args, train_head, write_results  # noqa: E402
+from scorer_variants import default_recipe_features, parse_args, record_result, train_head, write_results  # noqa: E402
 
 from car_select.encode import run_batches  # noqa: E402
 from car_select.scoring.model import FeedForward, ScoringHead  # noqa: E402
@@ -106,8 +105,7 @@ def main() -> int:
                                  lambda rows: (valid_tokens, rows), vr, settings.epochs, settings.patience,
                                  make_head=lambda: TokenViewHead(config, kind), n_valid=len(vf.table))
         name = f"shipped inputs + {kind} view of the response's tokens"
-        results[name] = {**s, "best_epoch": epoch}
-        print(json.dumps({name: results[name]}), file=sys.stderr, flush=True)
+        record_result(results, name, s, epoch)
     write_results(results, args.out)
     return 0
 
