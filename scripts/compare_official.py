@@ -3,14 +3,14 @@
     car-select run ../shared/data/stanford-alpaca-52k/alpaca_data.json -o out/alpaca_selected.json \
         --annotated out/alpaca_annotated.jsonl
     python scripts/compare_official.py out/alpaca_annotated.jsonl [--json out/alpaca_vs_official.json] \
-        [--versus out/other_annotated.jsonl]
+        [--versus out/other_annotated.jsonl ...]
 
 Reports (a) how many of the official selection's top 1,000 by its IQS score are also in our scorer's
 top 1,000 (agreement of the rankers; random shares about 19), (b) the overlap of our whole selection
 with the official 1,013 records (random shares about 20), and the clusters our selection covers;
 (c) what the selection looks like beside all records: median output length, and the share of records
 whose output is mostly repetition (over half its word 4-grams repeated, or one word over a third of
-it); (d) with --versus, the overlap with another run's selection (e.g. another scorer's).
+it); (d) with --versus (repeatable), the overlap with other runs' selections (e.g. other scorers').
 """
 
 import argparse
@@ -52,7 +52,8 @@ def main() -> int:
     ap.add_argument("--alpaca", default=str(DATA / "stanford-alpaca-52k" / "alpaca_data.json"))
     ap.add_argument("--official", default=str(DATA / "car-official-selection" / "CaR_selected_result.json"))
     ap.add_argument("--json", help="also write the numbers to this file")
-    ap.add_argument("--versus", help="another run's --annotated JSONL on the same data, to compare selections")
+    ap.add_argument("--versus", action="append", default=[],
+                    help="another run's --annotated JSONL on the same data, to compare selections (repeatable)")
     args = ap.parse_args()
 
     alpaca = json.loads(Path(args.alpaca).read_text())
@@ -83,11 +84,12 @@ def main() -> int:
         "selection": profile(alpaca, sorted(selected)),
         "official_selection": profile(alpaca, official_idx),
     }
-    if args.versus:
-        other = selected_indices(args.versus, n)
-        result["versus"] = {"annotated": args.versus, "selected": len(other), "overlap": len(selected & other),
-                            "overlap_with_official": len(other & set(official_idx)),
-                            "selection": profile(alpaca, sorted(other))}
+    result["versus"] = []
+    for path in args.versus:
+        other = selected_indices(path, n)
+        result["versus"].append({"annotated": path, "selected": len(other), "overlap": len(selected & other),
+                                 "overlap_with_official": len(other & set(official_idx)),
+                                 "selection": profile(alpaca, sorted(other))})
     print(json.dumps(result, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

@@ -1,10 +1,12 @@
-"""Scorer variants tried on validation only, on the default scorer's training data and features.
+"""Scorer variants tried on validation only, on the 0.1 default's training data and features (3,000
+judged pairs; the default since ships all of them, see all_judged_variants.py).
 
 Every variant is one head (seed 42) over the same frozen multi-view features as the shipped default,
 trained with the pairwise loss and kept at its best epoch by the mean validation accuracy (as
 `train-scorer` does). What changes is which training pairs count and how much, or how two heads are
 combined. Nothing here looks at test data. Features come from the cache `train-scorer` fills, so
-after a `train-scorer` run with the README's command this takes minutes.
+after a `train-scorer` run on the same data (`--max-train-pairs 3000` in place of `--train-weights`
+in the README's command) this takes minutes.
 
     python scripts/scorer_variants.py --out docs/scorer_variants.json
 """
@@ -109,7 +111,8 @@ def parse_args(doc: str) -> argparse.Namespace:
 
 
 def recipe_data(args: argparse.Namespace, max_train_pairs: int | None = 3000):
-    """The README retrain command's training and validation data (at most max_train_pairs per file)."""
+    """The retrain command's training and validation data, at most max_train_pairs per file (3,000: the
+    0.1 default's sample; None: every pair, as the default ships)."""
     d = args.data
     return training_data([f"{d}/car-expert-revised/expert-revised/{CAR}", f"{d}/preference-dev/{JUDGED}"],
                          [f"{d}/car-expert-revised/expert-revised/APE_score_valid.csv",

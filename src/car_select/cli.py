@@ -35,10 +35,11 @@ examples (from the repository root, with ../shared/data beside it):
   # the shipped default scorer (README: "Retrain")
   car-select train-scorer --seed 42 -o my-scorer \\
       --train ../shared/data/car-expert-revised/expert-revised/APE_score_train.csv \\
-      --train ../shared/data/preference-dev/train.jsonl --max-train-pairs 3000 \\
+      --train ../shared/data/preference-dev/train.jsonl --train-weights 1,0.25 \\
       --negatives-from ../shared/data/stanford-alpaca-52k/alpaca_data.json --negatives-max-records 500 \\
       --valid ../shared/data/car-expert-revised/expert-revised/APE_score_valid.csv \\
-      --valid ../shared/data/preference-dev/valid_autoj_human.jsonl --valid-robustness ../shared/data/lima-1k/lima.json
+      --valid ../shared/data/preference-dev/valid_autoj_human.jsonl --valid-robustness ../shared/data/lima-1k/lima.json \\
+      --length-reference ../shared/data/stanford-alpaca-52k/alpaca_data.json
   # the paper's IQS recipe (the shipped car-paper scorer, byte for byte)
   car-select train-scorer --recipe car-paper --seed 42 -o car-paper \\
       --train ../shared/data/car-expert-revised/expert-revised/APE_score_train.csv \\

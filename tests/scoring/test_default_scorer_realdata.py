@@ -47,7 +47,7 @@ def test_default_scorer_keeps_its_validation_figures():
 def test_default_scorer_keeps_its_held_out_figures():
     """Data it was neither trained nor chosen on: the CaR test split, and corruptions (eval-pool
     wordings, never seen in training) of Code Alpaca and GPTeacher answers. The floors sit a point
-    under what README reports (0.8780; 0.9286, worst 0.7159; 0.9761, worst 0.8667). They guard
+    under what README reports (0.9055; 0.9442, worst 0.7833; 0.9903, worst 0.9367). They guard
     against regressions; they are not the issue's bar (0.92 on CaR test, 0.95 overall and 0.85 per
     kind on corruptions), which only the GPTeacher suite meets today."""
     test = shared_file(*CAR, "APE_score_test.csv")
@@ -55,9 +55,9 @@ def test_default_scorer_keeps_its_held_out_figures():
     teacher = shared_file("gpteacher", "roleplay-simple-deduped-roleplay-dataset.json")
     got = eval_scorer("--test", str(test), "--robustness", str(code), "--robustness", str(teacher))
     car = got["validation"]["APE_score_test.csv"]
-    assert car["n_pairs"] == 254 and car["pairwise_accuracy"] >= 0.868
+    assert car["n_pairs"] == 254 and car["pairwise_accuracy"] >= 0.895
     assert car["pairwise_accuracy"] > car["length_baseline_accuracy"] + 0.1
-    floors = {"code_alpaca_2k.json": (0.918, 0.70), "roleplay-simple-deduped-roleplay-dataset.json": (0.966, 0.85)}
+    floors = {"code_alpaca_2k.json": (0.934, 0.77), "roleplay-simple-deduped-roleplay-dataset.json": (0.98, 0.92)}
     for name, (overall, worst) in floors.items():
         robust = got["robustness"][name]
         assert robust["accuracy"] >= overall and robust["worst_kind_accuracy"] >= worst, (name, robust)
