@@ -65,6 +65,7 @@ def main() -> int:
     for i, r in enumerate(alpaca):
         position.setdefault(key(r), i)
     official_idx = [position[key(r)] for r in official]
+    official_set = set(official_idx)
     official_top = {position[key(r)] for r in sorted(official, key=lambda r: -r["score"])[:1000]}
     ours_ranked = sorted(rows, key=lambda r: (-r["score"], r["index"]))
     our_top = {r["index"] for r in ours_ranked[:1000]}
@@ -76,7 +77,7 @@ def main() -> int:
         "our_selected": len(selected),
         "top1000_overlap_with_official_top1000": len(our_top & official_top),
         "top1000_overlap_expected_at_random": round(1000 * 1000 / n, 1),
-        "selection_overlap_with_official": len(selected & set(official_idx)),
+        "selection_overlap_with_official": len(selected & official_set),
         "selection_overlap_expected_at_random": round(len(selected) * len(official_idx) / n, 1),
         "clusters": len({r["cluster"] for r in rows}),
         "clusters_covered_by_selection": len({r["cluster"] for r in rows if r["selected"]}),
@@ -88,7 +89,7 @@ def main() -> int:
     for path in args.versus:
         other = selected_indices(path, n)
         result["versus"].append({"annotated": path, "selected": len(other), "overlap": len(selected & other),
-                                 "overlap_with_official": len(other & set(official_idx)),
+                                 "overlap_with_official": len(other & official_set),
                                  "selection": profile(alpaca, sorted(other))})
     print(json.dumps(result, indent=2))
     if args.json:

@@ -154,14 +154,11 @@ def main() -> int:
     source = np.array(data.sources)
     results = {}
 
-    def record(name, summary_, epoch):
-        record_result(results, name, summary_, epoch)
-
     def pairwise(name, weights, criterion=None, features=(tf, vf), head_config=config):
         w = np.array([weights.get(s, 0.0) for s in source])
         head, epoch, s = train_head(head_config, features[0], tr[w > 0], w[w > 0], data.valid, features[1], vr,
                                     settings.epochs, settings.patience, criterion=criterion)
-        record(name, s, epoch)
+        record_result(results, name, s, epoch)
         return head
 
     every = {CAR: 1, JUDGED: 1, "negatives": 1}
@@ -190,8 +187,8 @@ def main() -> int:
                                   labels=labels, criterion=lambda s: s["robustness:lima.json"])
     e, dlogit = head_scores(expert, vf, len(vf.table)), head_scores(defect, vf, len(vf.table))
     for w in (2, 4, 8):
-        record(f"expert head - {w} x softplus(defect detector logit)",
-               summary(data.valid, vr, e - w * np.logaddexp(0, dlogit)), epoch)
+        record_result(results, f"expert head - {w} x softplus(defect detector logit)",
+                      summary(data.valid, vr, e - w * np.logaddexp(0, dlogit)), epoch)
 
     # The joint head plus a bounded share of the expert head: tanh caps how far the expert's view
     # (which prefers longer, friendlier answers, filler included) can move a score.
@@ -200,8 +197,8 @@ def main() -> int:
 
     j = head_scores(joint, vf, len(vf.table))
     for w in (0.25, 0.5):
-        record(f"joint head + {w} x tanh(2 x standardised expert head)",
-               summary(data.valid, vr, z(j) + w * np.tanh(2 * z(e))), None)
+        record_result(results, f"joint head + {w} x tanh(2 x standardised expert head)",
+                      summary(data.valid, vr, z(j) + w * np.tanh(2 * z(e))), None)
 
     write_results(results, args.out)
     return 0

@@ -426,28 +426,27 @@ def training_data(train_paths: Sequence[str], valid_paths: Sequence[str], *, rob
         raise CarSelectError(f"{len(train_weights)} training weights for {len(train_paths)} training files")
     if train_weights is not None and any(not w > 0 for w in train_weights):
         raise CarSelectError(f"training weights must be > 0, got {list(train_weights)}")
-    train, sources = [], []
-    for path in train_paths:
+    train, sources, weights = [], [], []
+    for path, weight in zip(train_paths, train_weights or [1.0] * len(train_paths)):
         pairs = sample_pairs(read_pairs(path), max_train_pairs, seed)
         train += pairs
         sources += [os.path.basename(path)] * len(pairs)
+        weights += [weight] * len(pairs)
     extra = [it for path in negatives_from for it in answer_items(path, negatives_max_records, seed)]
     if negatives_per_answer:
         train = with_negatives(train, extra, negatives_per_answer, seed)
         sources += ["negatives"] * (len(train) - len(sources))
+        weights += [1.0] * (len(train) - len(weights))
     valid = {os.path.basename(path): read_pairs(path) for path in valid_paths}
     for path in robustness_paths:
         valid[f"robustness:{os.path.basename(path)}"] = robustness_pairs(path, 150, seed=0)
     trained_on = [os.path.basename(p) for p in train_paths]
-    weights = None
     if train_weights is not None:
-        by_source = {**{os.path.basename(p): w for p, w in zip(train_paths, train_weights)}, "negatives": 1.0}
-        weights = [by_source[s] for s in sources]
         trained_on = [f"{name} (weight {w:g})" for name, w in zip(trained_on, train_weights)]
     if negatives_per_answer:
         trained_on.append("corruption negatives of the training answers and of "
                           + (", ".join(map(os.path.basename, negatives_from)) or "nothing else"))
-    return TrainingData(train, valid, trained_on, sources, weights)
+    return TrainingData(train, valid, trained_on, sources, weights if train_weights is not None else None)
 
 
 def sample_pairs(pairs: Sequence[PreferencePair], limit: int | None, seed: int) -> list[PreferencePair]:
