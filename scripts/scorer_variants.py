@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from car_select.scoring.corruptions import SUITE_KINDS
 from car_select.scoring.evaluate import evaluate_pairs, robustness_report
 from car_select.scoring.model import ScoringHead
 from car_select.scoring.textstats import STAT_NAMES
@@ -112,14 +113,16 @@ def parse_args(doc: str) -> argparse.Namespace:
 
 def recipe_data(args: argparse.Namespace, max_train_pairs: int | None = 3000):
     """The retrain command's training and validation data, at most max_train_pairs per file (3,000: the
-    0.1 default's sample; None: every pair, as the default ships)."""
+    0.1 default's sample; None: every pair), with negatives of the 11 kinds these variants were run
+    with (before off_topic_similar joined the training kinds)."""
     d = args.data
     return training_data([f"{d}/car-expert-revised/expert-revised/{CAR}", f"{d}/preference-dev/{JUDGED}"],
                          [f"{d}/car-expert-revised/expert-revised/APE_score_valid.csv",
                           f"{d}/preference-dev/valid_autoj_human.jsonl"],
                          robustness_paths=[f"{d}/lima-1k/lima.json"],
                          negatives_from=[f"{d}/stanford-alpaca-52k/alpaca_data.json"],
-                         max_train_pairs=max_train_pairs, negatives_max_records=500, seed=42)
+                         max_train_pairs=max_train_pairs, negatives_max_records=500, seed=42,
+                         negative_kinds=SUITE_KINDS)
 
 
 def default_recipe_features(args: argparse.Namespace, max_train_pairs: int | None = 3000):

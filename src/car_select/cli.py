@@ -201,7 +201,8 @@ def build_parser() -> Parser:
     ev.add_argument("--length-reference", action="append", default=[], metavar="DATA",
                     help="dataset for the Spearman correlation of score with answer length; repeatable")
     ev.add_argument("--max-records", type=int, default=300, help="records sampled per --robustness dataset (300)")
-    ev.add_argument("--kinds", help="comma-separated corruption kinds (default: all)")
+    ev.add_argument("--kinds", help="comma-separated corruption kinds (default: every kind but "
+                    "off_topic_similar, the answer to the most similar other request, which is asked for by name)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the record sample and the corruptions (0)")
     ev.add_argument("--card", action="store_true", help="print the card stored with the scorer (the default "
                     "when no data option is given)")

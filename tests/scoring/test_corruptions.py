@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from car_select.errors import CarSelectError
-from car_select.scoring.corruptions import FILLERS, KINDS, REFUSALS, build_suite, corrupt
+from car_select.scoring.corruptions import FILLERS, KINDS, REFUSALS, SUITE_KINDS, build_suite, corrupt, similar_answers
 from car_select.scoring.evaluate import robustness_report
 from car_select.scoring.textstats import STAT_NAMES, text_stats
 
@@ -26,7 +26,7 @@ def words(text):
 
 def test_every_kind_really_degrades_the_answer():
     for kind in KINDS:
-        out = corrupt(PROMPT, ANSWER, kind, seed=3, others=OTHERS)
+        out = corrupt(PROMPT, ANSWER, kind, seed=3, others=OTHERS, similar=OTHERS[2:])
         assert out is not None and out != ANSWER, kind
     assert corrupt(PROMPT, ANSWER, "repeat", seed=3).count(ANSWER) in (2, 3)
     appended = corrupt(PROMPT, ANSWER, "filler_append", seed=3)
@@ -36,6 +36,7 @@ def test_every_kind_really_degrades_the_answer():
     cut = corrupt(PROMPT, ANSWER, "truncate", seed=3)
     assert ANSWER.startswith(cut) and len(words(cut)) < 0.65 * len(words(ANSWER))
     assert corrupt(PROMPT, ANSWER, "off_topic", seed=3, others=OTHERS) in OTHERS[:1] + OTHERS[2:]
+    assert corrupt(PROMPT, ANSWER, "off_topic_similar", similar=[ANSWER, OTHERS[3], OTHERS[0]]) == OTHERS[3]
     padded = corrupt(PROMPT, ANSWER, "off_topic_padded", seed=3, others=OTHERS)
     assert any(padded.startswith(o) for o in OTHERS if o != ANSWER) and len(padded) > len(ANSWER) / 2
     loop = words(corrupt(PROMPT, ANSWER, "degenerate", seed=3))
@@ -74,7 +75,27 @@ def test_one_kind_per_item_spreads_over_the_kinds():
     items = ITEMS * 30
     suite = build_suite(items, seed=0, per_item=1, pool="train")
     assert len(suite) >= 0.8 * len(items)
-    assert len({p.kind for p in suite}) == len(KINDS)
+    assert {p.kind for p in suite} == set(SUITE_KINDS)
+    every = build_suite(items, KINDS, seed=0, per_item=1, pool="train")
+    assert {p.kind for p in every} == set(KINDS)
+
+
+def test_the_similar_request_kind_takes_the_answer_to_the_nearest_other_prompt():
+    items = ITEMS + [
+        ("Instruction: How do I poach an egg?", "Slide the egg into simmering water and cook it for three minutes."),
+        ("Instruction: What is the capital of France?", "Paris is the capital of France."),
+        ("Instruction: Name three primary colours.", "Red, yellow and blue."),  # same prompt: never a neighbour
+    ]
+    near = similar_answers(items)
+    assert near[1][0] == items[4][1]  # boiling an egg -> poaching an egg
+    assert near[3][0] == items[5][1]  # capital of Japan -> capital of France
+    assert items[6][1] not in near[0] and items[0][1] not in near[6]
+    assert all(a != items[i][1] for i, answers in enumerate(near) for a in answers)
+    suite = build_suite(items, ["off_topic_similar"], seed=0)
+    by_prompt = {p.prompt: p.rejected for p in suite}
+    assert by_prompt[items[1][0]] == items[4][1] and by_prompt[items[4][0]] == items[1][1]
+    assert suite == build_suite(list(items), ["off_topic_similar"], seed=5)  # depends on the items only
+    assert "off_topic_similar" not in {p.kind for p in build_suite(items)}  # asked for by name
 
 
 def test_unknown_kind_or_pool_is_a_one_line_error():

@@ -47,21 +47,25 @@ def test_default_scorer_keeps_its_validation_figures():
 def test_default_scorer_keeps_its_held_out_figures():
     """Data it was neither trained nor chosen on: the CaR test split, and corruptions (eval-pool
     wordings, never seen in training) of Code Alpaca and GPTeacher answers. The floors sit a point
-    under what README reports (0.9055; 0.9442, worst 0.7833; 0.9903, worst 0.9367). They guard
+    under what README reports (0.8937; 0.9542, worst 0.8068; 0.9891, worst 0.9367). They guard
     against regressions; they are not the issue's bar (0.92 on CaR test, 0.95 overall and 0.85 per
-    kind on corruptions), which only the GPTeacher suite meets today."""
+    kind on corruptions), which the GPTeacher suite meets today, and Code Alpaca overall but not on
+    its worst kind (shuffled words)."""
     test = shared_file(*CAR, "APE_score_test.csv")
     code = shared_file("code-alpaca", "code_alpaca_2k.json")
     teacher = shared_file("gpteacher", "roleplay-simple-deduped-roleplay-dataset.json")
     got = eval_scorer("--test", str(test), "--robustness", str(code), "--robustness", str(teacher))
     car = got["validation"]["APE_score_test.csv"]
-    assert car["n_pairs"] == 254 and car["pairwise_accuracy"] >= 0.895
+    assert car["n_pairs"] == 254 and car["pairwise_accuracy"] >= 0.883
     assert car["pairwise_accuracy"] > car["length_baseline_accuracy"] + 0.1
-    floors = {"code_alpaca_2k.json": (0.934, 0.77), "roleplay-simple-deduped-roleplay-dataset.json": (0.98, 0.92)}
+    floors = {"code_alpaca_2k.json": (0.944, 0.79), "roleplay-simple-deduped-roleplay-dataset.json": (0.979, 0.92)}
     for name, (overall, worst) in floors.items():
         robust = got["robustness"][name]
         assert robust["accuracy"] >= overall and robust["worst_kind_accuracy"] >= worst, (name, robust)
         assert robust["accuracy"] > robust["length_baseline"] + 0.3, (name, robust)
+    # The harder kind, asked for by name: the answer to the most similar other request (README: 0.66)
+    similar = eval_scorer("--robustness", str(code), "--kinds", "off_topic_similar")["robustness"]["code_alpaca_2k.json"]
+    assert similar["n_pairs"] == 300 and similar["accuracy"] >= 0.645 and similar["accuracy"] > similar["length_baseline"] + 0.1
 
 
 def test_car_paper_scorer_accuracy_on_the_test_split():

@@ -154,6 +154,25 @@ def test_training_data_names_each_pairs_source(tmp_path):
     assert plain.sources == ["a.jsonl"] * 6 and plain.trained_on == ["a.jsonl"]
 
 
+def test_training_negatives_draw_from_every_kind_and_validation_suites_from_the_diagnostics(tmp_path):
+    from car_select.scoring.corruptions import KINDS, SUITE_KINDS
+    from car_select.scoring.train import training_data
+
+    pairs = tmp_path / "p.jsonl"
+    pairs.write_text("".join(json.dumps({"prompt": f"Instruction: Describe topic {i} of list {i % 7}.",
+                                         "chosen": f"Topic {i} is about item {i} and its long history in list {i % 7}.",
+                                         "rejected": "No."}) + "\n" for i in range(240)))
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps([{"instruction": f"Explain idea {i}.", "input": "",
+                                    "output": f"Idea {i} means that things {i} work in several distinct ways."}
+                                   for i in range(20)]))
+    data = training_data([str(pairs)], [str(pairs)], robustness_paths=[str(answers)])
+    assert {p.kind for p in data.train[240:]} == set(KINDS)  # off_topic_similar included
+    assert {p.kind for p in data.valid["robustness:answers.json"]} == set(SUITE_KINDS)
+    old = training_data([str(pairs)], [str(pairs)], negative_kinds=SUITE_KINDS)
+    assert {p.kind for p in old.train[240:]} == set(SUITE_KINDS)
+
+
 def test_training_data_gives_each_pair_its_files_weight(tmp_path):
     from car_select.errors import CarSelectError
     from car_select.scoring.train import training_data

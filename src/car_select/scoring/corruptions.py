@@ -16,6 +16,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import CarSelectError
 from .pairs import PreferencePair
 
@@ -103,6 +105,12 @@ def off_topic(prompt, answer, rng, others, pool):
     return rng.choice(candidates) if candidates else None
 
 
+def off_topic_similar(prompt, answer, rng, others, pool):
+    """The answer to the most similar other request of the set (`others` holds the answers of the
+    nearest requests, nearest first): fluent, on a related subject, and not an answer to this one."""
+    return next((o for o in others if o.strip() != answer.strip()), None)
+
+
 def off_topic_padded(prompt, answer, rng, others, pool):
     """Another record's answer, padded with filler (wrong and long)."""
     other = off_topic(prompt, answer, rng, others, pool)
@@ -150,6 +158,7 @@ KINDS: dict[str, Generator] = {
     "filler_prepend": filler_prepend,
     "truncate": truncate,
     "off_topic": off_topic,
+    "off_topic_similar": off_topic_similar,
     "off_topic_padded": off_topic_padded,
     "degenerate": degenerate,
     "echo_instruction": echo_instruction,
@@ -157,6 +166,10 @@ KINDS: dict[str, Generator] = {
     "shuffle_words": shuffle_words,
     "empty": empty,
 }
+# The diagnostic's kinds by default (`eval-scorer --robustness`): every kind but off_topic_similar,
+# which is harder and partly a judgment of correctness (the answer to a similar request may be
+# nearly right), so it is reported on its own (`--kinds off_topic_similar`). Training draws from all.
+SUITE_KINDS = tuple(k for k in KINDS if k != "off_topic_similar")
 
 
 @dataclass(frozen=True)
@@ -167,8 +180,10 @@ class CorruptedPair(PreferencePair):
 
 
 def corrupt(prompt: str, answer: str, kind: str, *, seed: int = 0, position: int = 0,
-            others: Sequence[str] = (), pool: str = "eval") -> str | None:
-    """The degraded copy of one answer, or None where the kind does not apply to it."""
+            others: Sequence[str] = (), pool: str = "eval", similar: Sequence[str] = ()) -> str | None:
+    """The degraded copy of one answer, or None where the kind does not apply to it. `others`: the
+    set's answers (off-topic kinds draw from them); `similar`: the answers of the requests most like
+    this one, nearest first (for off_topic_similar)."""
     if kind not in KINDS:
         raise CarSelectError(f"unknown corruption kind {kind!r}; choose from {', '.join(KINDS)}")
     if pool not in POOLS:
@@ -176,7 +191,7 @@ def corrupt(prompt: str, answer: str, kind: str, *, seed: int = 0, position: int
     rng = random.Random(f"{seed}:{position}:{kind}")  # str seeds are hashed deterministically
     # off-topic answers come from a few sampled records, not a scan of all of them
     sample = [others[rng.randrange(len(others))] for _ in range(min(8, len(others)))] if others else []
-    degraded = KINDS[kind](prompt, answer, rng, sample, pool)
+    degraded = KINDS[kind](prompt, answer, rng, similar if kind == "off_topic_similar" else sample, pool)
     if degraded is None or degraded == answer:
         return None
     return degraded
@@ -186,10 +201,11 @@ def build_suite(items: Sequence[tuple[str, str]], kinds: Sequence[str] | None = 
                 pool: str = "eval", per_item: int | None = None) -> list[CorruptedPair]:
     """Pairs (original above its degraded copy) from (rendered prompt, good answer) items.
 
-    per_item=None gives every applicable kind for every item (the diagnostic); per_item=1 draws one
-    kind per item (training negatives, spread evenly over the kinds)."""
-    kinds = list(kinds or KINDS)
+    kinds: None for SUITE_KINDS. per_item=None gives every applicable kind for every item (the
+    diagnostic); per_item=1 draws one kind per item (training negatives, spread evenly over the kinds)."""
+    kinds = list(kinds or SUITE_KINDS)
     answers = [a for _, a in items]
+    similar = similar_answers(items) if "off_topic_similar" in kinds else None
     pairs = []
     for position, (prompt, answer) in enumerate(items):
         if not answer.strip():
@@ -198,7 +214,36 @@ def build_suite(items: Sequence[tuple[str, str]], kinds: Sequence[str] | None = 
         if per_item is not None:
             chosen_kinds = random.Random(f"{seed}:{position}:kinds").sample(kinds, min(per_item, len(kinds)))
         for kind in chosen_kinds:
-            degraded = corrupt(prompt, answer, kind, seed=seed, position=position, others=answers, pool=pool)
+            degraded = corrupt(prompt, answer, kind, seed=seed, position=position, others=answers, pool=pool,
+                               similar=similar[position] if similar is not None else ())
             if degraded is not None:
                 pairs.append(CorruptedPair(prompt, answer, degraded, kind=kind))
     return pairs
+
+
+def similar_answers(items: Sequence[tuple[str, str]], k: int = 5, chunk: int = 1024) -> list[list[str]]:
+    """Per item, the answers of the k other items whose prompts are most alike (TF-IDF cosine over
+    the prompts' words, nearest first; items with the same prompt or answer are skipped). Ties go
+    to the earlier item, so the result depends only on the items."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    prompts = [p for p, _ in items]
+    if len(items) < 2:
+        return [[] for _ in items]
+    try:
+        X = TfidfVectorizer(sublinear_tf=True, dtype=np.float32).fit_transform(prompts)
+    except ValueError:  # no word in any prompt
+        return [[] for _ in items]
+    out = []
+    for start in range(0, len(items), chunk):
+        sims = (X[start:start + chunk] @ X.T).toarray()
+        for row, i in enumerate(range(start, min(start + chunk, len(items)))):
+            order = np.argsort(-sims[row], kind="stable")
+            near = []
+            for j in order:
+                if len(near) == k or sims[row, j] <= 0:
+                    break
+                if prompts[j] != prompts[i] and items[j][1].strip() != items[i][1].strip():
+                    near.append(items[j][1])
+            out.append(near)
+    return out

@@ -389,16 +389,17 @@ def train_scorer(train: Sequence[PreferencePair],
 
 
 def with_negatives(pairs: Sequence[PreferencePair], extra_answers: Sequence[tuple[str, str]] = (),
-                   per_answer: int = 1, seed: int = 42) -> list[PreferencePair]:
+                   per_answer: int = 1, seed: int = 42, kinds: Sequence[str] | None = None) -> list[PreferencePair]:
     """`pairs` plus corruption negatives: every distinct chosen answer of `pairs`, and every
     (prompt, answer) of `extra_answers`, above `per_answer` degraded copies of itself (train-pool
-    wordings, kinds drawn evenly). These pairs are where length and quality disagree."""
-    from .corruptions import build_suite
+    wordings, kinds drawn evenly from `kinds`, None: every kind). These pairs are where length and
+    quality disagree, or where a fluent answer does not answer this request."""
+    from .corruptions import KINDS, build_suite
 
     if per_answer < 1:
         return list(pairs)
     items = list(dict.fromkeys([(p.prompt, p.chosen) for p in pairs] + list(extra_answers)))
-    return list(pairs) + build_suite(items, seed=seed, pool="train", per_item=per_answer)
+    return list(pairs) + build_suite(items, kinds or list(KINDS), seed=seed, pool="train", per_item=per_answer)
 
 
 @dataclass
@@ -413,12 +414,16 @@ class TrainingData:
 def training_data(train_paths: Sequence[str], valid_paths: Sequence[str], *, robustness_paths: Sequence[str] = (),
                   negatives_from: Sequence[str] = (), max_train_pairs: int | None = None,
                   negatives_max_records: int | None = 1000, negatives_per_answer: int = 1,
-                  seed: int = 42, train_weights: Sequence[float] | None = None) -> TrainingData:
+                  seed: int = 42, train_weights: Sequence[float] | None = None,
+                  negative_kinds: Sequence[str] | None = None, suite_kinds: Sequence[str] | None = None
+                  ) -> TrainingData:
     """The training and validation pairs `car-select train-scorer` assembles from its data options:
     every --train file (at most max_train_pairs each, sampled with `seed`), corruption negatives of
     their chosen answers and of negatives_from's answers, each --valid file and a corruption suite
     (eval-pool wordings) of 150 answers per robustness path. train_weights: one per --train file, the
-    weight of its pairs in the loss (negatives weigh 1); None: no weights."""
+    weight of its pairs in the loss (negatives weigh 1); None: no weights. negative_kinds and
+    suite_kinds: the corruption kinds of the negatives (None: all) and of the validation suites
+    (None: the diagnostic's)."""
     from .card import answer_items, robustness_pairs
     from .pairs import read_pairs
 
@@ -434,12 +439,12 @@ def training_data(train_paths: Sequence[str], valid_paths: Sequence[str], *, rob
         weights += [weight] * len(pairs)
     extra = [it for path in negatives_from for it in answer_items(path, negatives_max_records, seed)]
     if negatives_per_answer:
-        train = with_negatives(train, extra, negatives_per_answer, seed)
+        train = with_negatives(train, extra, negatives_per_answer, seed, negative_kinds)
         sources += ["negatives"] * (len(train) - len(sources))
         weights += [1.0] * (len(train) - len(weights))
     valid = {os.path.basename(path): read_pairs(path) for path in valid_paths}
     for path in robustness_paths:
-        valid[f"robustness:{os.path.basename(path)}"] = robustness_pairs(path, 150, seed=0)
+        valid[f"robustness:{os.path.basename(path)}"] = robustness_pairs(path, 150, seed=0, kinds=suite_kinds)
     trained_on = [os.path.basename(p) for p in train_paths]
     if train_weights is not None:
         trained_on = [f"{name} (weight {w:g})" for name, w in zip(trained_on, train_weights)]
