@@ -415,15 +415,14 @@ def training_data(train_paths: Sequence[str], valid_paths: Sequence[str], *, rob
                   negatives_from: Sequence[str] = (), max_train_pairs: int | None = None,
                   negatives_max_records: int | None = 1000, negatives_per_answer: int = 1,
                   seed: int = 42, train_weights: Sequence[float] | None = None,
-                  negative_kinds: Sequence[str] | None = None, suite_kinds: Sequence[str] | None = None
-                  ) -> TrainingData:
+                  negative_kinds: Sequence[str] | None = None) -> TrainingData:
     """The training and validation pairs `car-select train-scorer` assembles from its data options:
     every --train file (at most max_train_pairs each, sampled with `seed`), corruption negatives of
     their chosen answers and of negatives_from's answers, each --valid file and a corruption suite
     (eval-pool wordings) of 150 answers per robustness path. train_weights: one per --train file, the
-    weight of its pairs in the loss (negatives weigh 1); None: no weights. negative_kinds and
-    suite_kinds: the corruption kinds of the negatives (None: all) and of the validation suites
-    (None: the diagnostic's)."""
+    weight of its pairs in the loss (negatives weigh 1); None: no weights. negative_kinds: the
+    corruption kinds the negatives are drawn from (None: every kind; the validation suites keep the
+    diagnostic's kinds)."""
     from .card import answer_items, robustness_pairs
     from .pairs import read_pairs
 
@@ -444,7 +443,7 @@ def training_data(train_paths: Sequence[str], valid_paths: Sequence[str], *, rob
         weights += [1.0] * (len(train) - len(weights))
     valid = {os.path.basename(path): read_pairs(path) for path in valid_paths}
     for path in robustness_paths:
-        valid[f"robustness:{os.path.basename(path)}"] = robustness_pairs(path, 150, seed=0, kinds=suite_kinds)
+        valid[f"robustness:{os.path.basename(path)}"] = robustness_pairs(path, 150, seed=0)
     trained_on = [os.path.basename(p) for p in train_paths]
     if train_weights is not None:
         trained_on = [f"{name} (weight {w:g})" for name, w in zip(trained_on, train_weights)]
