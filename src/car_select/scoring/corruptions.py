@@ -205,45 +205,55 @@ def build_suite(items: Sequence[tuple[str, str]], kinds: Sequence[str] | None = 
     diagnostic); per_item=1 draws one kind per item (training negatives, spread evenly over the kinds)."""
     kinds = list(kinds or SUITE_KINDS)
     answers = [a for _, a in items]
-    similar = similar_answers(items) if "off_topic_similar" in kinds else None
+    if per_item is None:
+        drawn = [kinds] * len(items)
+    else:
+        drawn = [random.Random(f"{seed}:{position}:kinds").sample(kinds, min(per_item, len(kinds)))
+                 for position in range(len(items))]
+    # neighbours only for the items that drew the kind (about 1 in 12 of the training answers)
+    similar = similar_answers(items, rows=[i for i, ks in enumerate(drawn) if "off_topic_similar" in ks])
     pairs = []
     for position, (prompt, answer) in enumerate(items):
         if not answer.strip():
             continue  # an empty answer has nothing to degrade
-        chosen_kinds = kinds
-        if per_item is not None:
-            chosen_kinds = random.Random(f"{seed}:{position}:kinds").sample(kinds, min(per_item, len(kinds)))
-        for kind in chosen_kinds:
+        for kind in drawn[position]:
             degraded = corrupt(prompt, answer, kind, seed=seed, position=position, others=answers, pool=pool,
-                               similar=similar[position] if similar is not None else ())
+                               similar=similar[position])
             if degraded is not None:
                 pairs.append(CorruptedPair(prompt, answer, degraded, kind=kind))
     return pairs
 
 
-def similar_answers(items: Sequence[tuple[str, str]], k: int = 5, chunk: int = 1024) -> list[list[str]]:
+def similar_answers(items: Sequence[tuple[str, str]], k: int = 5, rows: Sequence[int] | None = None,
+                    chunk: int = 1024) -> list[list[str]]:
     """Per item, the answers of the k other items whose prompts are most alike (TF-IDF cosine over
     the prompts' words, nearest first; items with the same prompt or answer are skipped). Ties go
-    to the earlier item, so the result depends only on the items."""
+    to the earlier item, so the result depends only on the items. rows: the items to find
+    neighbours for (None: all); the others get an empty list."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
+    out: list[list[str]] = [[] for _ in items]
+    rows = range(len(items)) if rows is None else list(rows)
+    if not rows:
+        return out
     prompts = [p for p, _ in items]
-    if len(items) < 2:
-        return [[] for _ in items]
+    stripped = [a.strip() for _, a in items]
     try:
         X = TfidfVectorizer(sublinear_tf=True, dtype=np.float32).fit_transform(prompts)
     except ValueError:  # no word in any prompt
-        return [[] for _ in items]
-    out = []
-    for start in range(0, len(items), chunk):
-        sims = (X[start:start + chunk] @ X.T).toarray()
-        for row, i in enumerate(range(start, min(start + chunk, len(items)))):
-            order = np.argsort(-sims[row], kind="stable")
-            near = []
-            for j in order:
-                if len(near) == k or sims[row, j] <= 0:
-                    break
-                if prompts[j] != prompts[i] and items[j][1].strip() != items[i][1].strip():
+        return out
+    for start in range(0, len(rows), chunk):
+        block = rows[start:start + chunk]
+        sims = (X[block] @ X.T).tocsr()  # sparse: only prompts sharing a word are candidates
+        for r, i in enumerate(block):
+            lo, hi = sims.indptr[r], sims.indptr[r + 1]
+            keep = sims.data[lo:hi] > 0
+            cand, sim = sims.indices[lo:hi][keep], sims.data[lo:hi][keep]
+            order = np.lexsort((cand, -sim))  # most similar first, ties to the earlier item
+            near = out[i]
+            for j in cand[order]:
+                if prompts[j] != prompts[i] and stripped[j] != stripped[i]:
                     near.append(items[j][1])
-            out.append(near)
+                    if len(near) == k:
+                        break
     return out
