@@ -27,7 +27,6 @@ from torch import nn
 from car_select.scoring.corruptions import SUITE_KINDS
 from car_select.scoring.evaluate import evaluate_pairs, robustness_report
 from car_select.scoring.model import ScoringHead
-from car_select.scoring.textstats import STAT_NAMES
 from car_select.scoring.train import TrainSettings, prepare, seed_everything, training_data
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
@@ -111,25 +110,29 @@ def parse_args(doc: str) -> argparse.Namespace:
     return args
 
 
-def recipe_data(args: argparse.Namespace, max_train_pairs: int | None = 3000):
+def recipe_data(args: argparse.Namespace, max_train_pairs: int | None = 3000, *,
+                negative_kinds=SUITE_KINDS, train_weights=None, robustness=("lima-1k/lima.json",)):
     """The retrain command's training and validation data, at most max_train_pairs per file (3,000: the
-    0.1 default's sample; None: every pair), with negatives of the 11 kinds these variants were run
-    with (before off_topic_similar joined the training kinds)."""
+    0.1 default's sample; None: every pair). By default with negatives of the 11 kinds these variants
+    were run with (before off_topic_similar joined the training kinds; None: every kind).
+    robustness: the validation corruption suites, as paths under args.data."""
     d = args.data
     return training_data([f"{d}/car-expert-revised/expert-revised/{CAR}", f"{d}/preference-dev/{JUDGED}"],
                          [f"{d}/car-expert-revised/expert-revised/APE_score_valid.csv",
                           f"{d}/preference-dev/valid_autoj_human.jsonl"],
-                         robustness_paths=[f"{d}/lima-1k/lima.json"],
+                         robustness_paths=[f"{d}/{r}" for r in robustness],
                          negatives_from=[f"{d}/stanford-alpaca-52k/alpaca_data.json"],
                          max_train_pairs=max_train_pairs, negatives_max_records=500, seed=42,
-                         negative_kinds=SUITE_KINDS)
+                         negative_kinds=negative_kinds, train_weights=train_weights)
 
 
-def default_recipe_features(args: argparse.Namespace, max_train_pairs: int | None = 3000):
+def default_recipe_features(args: argparse.Namespace, max_train_pairs: int | None = 3000, text_stats: int = 18,
+                            **data_options):
     """recipe_data, its settings and its cached features:
-    (data, settings, scorer, train features, train rows, valid features, valid rows)."""
-    data = recipe_data(args, max_train_pairs)
-    settings = TrainSettings(seed=42)
+    (data, settings, scorer, train features, train rows, valid features, valid rows).
+    text_stats: how many of textstats.STAT_NAMES the head takes (18: what these variants were run with)."""
+    data = recipe_data(args, max_train_pairs, **data_options)
+    settings = TrainSettings(seed=42, text_stats=text_stats)
     return (data, settings, *prepare(data.train, data.valid, settings, cache_dir=args.cache_dir))
 
 
@@ -166,12 +169,12 @@ def main() -> int:
 
     every = {CAR: 1, JUDGED: 1, "negatives": 1}
     joint = pairwise("every source, equal weights (the shipped recipe, one head)", every)
-    # The same with every statistic of textstats.STAT_NAMES, the two word-order ones included: the
+    # The same with the two word-order statistics of textstats.STAT_NAMES (the 19th and 20th): the
     # encoder features come from the same cache, only the statistics are recomputed.
-    _, wide_tf, _, wide_vf, _ = prepare(data.train, data.valid, replace(settings, text_stats=len(STAT_NAMES)),
+    _, wide_tf, _, wide_vf, _ = prepare(data.train, data.valid, replace(settings, text_stats=20),
                                         cache_dir=args.cache_dir)
-    pairwise(f"the same with all {len(STAT_NAMES)} statistics (+ 2 of word order)", every,
-             features=(wide_tf, wide_vf), head_config=replace(config, text_stats=len(STAT_NAMES)))
+    pairwise("the same with all 20 statistics (+ 2 of word order)", every,
+             features=(wide_tf, wide_vf), head_config=replace(config, text_stats=20))
     pairwise("expert pairs x2, judged pairs x0.5", {CAR: 2, JUDGED: 0.5, "negatives": 1})
     pairwise("expert pairs and negatives, no judged pairs", {CAR: 1, "negatives": 1})
     pairwise("judged pairs only", {JUDGED: 1})

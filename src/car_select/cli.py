@@ -166,7 +166,8 @@ def build_parser() -> Parser:
     train.add_argument("-o", "--output", required=True, help="scorer directory to write")
     train.add_argument("--encoder", default="all-MiniLM-L6-v2", help="any Hugging Face encoder name or path")
     train.add_argument("--objective", choices=["regression", "pairwise", "triplet"], default=None,
-                       help="regression (paper's IQS, default), pairwise (Bradley-Terry) or triplet (paper's Comet)")
+                       help="regression (paper's IQS; --recipe car-paper's), pairwise (Bradley-Terry; the default "
+                       "recipe's) or triplet (paper's Comet)")
     train.add_argument("--epochs", type=int, default=None)
     train.add_argument("--members", type=int, default=None, help="heads trained from consecutive seeds, averaged")
     train.add_argument("--lr", type=float, default=None, help="head learning rate")

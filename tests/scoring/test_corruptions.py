@@ -144,3 +144,33 @@ def test_word_order_statistics_see_shuffled_words():
     for seed in range(6):
         shuffled = text_stats(PROMPT, corrupt(PROMPT, answer, "shuffle_words", seed=seed))
         assert shuffled[idx["lowercase_after_sentence_end"]] > 0 and shuffled[idx["article_before_function_word"]] > 0
+
+
+CODE_ANSWER = '''def is_leap_year(year):
+    if (year % 4 == 0 and year % 100 != 0) or (year % 400 == 0):
+        return True
+    return False
+
+def leap_years(start, end):
+    return [year for year in range(start, end + 1) if is_leap_year(year)]
+
+print(leap_years(1990, 2030))'''
+
+
+def test_order_and_layout_statistics_see_code_with_its_words_shuffled():
+    idx = {n: i for i, n in enumerate(STAT_NAMES)}
+    prompt = "Instruction: Write a Python function that tells whether a year is a leap year."
+    base = text_stats(prompt, CODE_ANSWER)
+    assert base[idx["bracket_mismatch_share"]] == 0 and base[idx["line_breaks_per_word"]] > 0.1
+    assert base[idx["order_compression_gain"]] > 0.2  # `year % `, `return `, `leap_year(` recur in order
+    for seed in range(6):
+        shuffled = text_stats(prompt, corrupt(prompt, CODE_ANSWER, "shuffle_words", seed=seed))
+        assert shuffled[idx["bracket_mismatch_share"]] > 0.1
+        assert shuffled[idx["line_breaks_per_word"]] == 0
+        assert shuffled[idx["order_compression_gain"]] < base[idx["order_compression_gain"]] - 0.2
+    # the statistic is a property of the text alone, and computing more of them changes none before
+    assert np.array_equal(text_stats(prompt, CODE_ANSWER), base)
+    assert np.array_equal(text_stats(prompt, CODE_ANSWER, 18), base[:18])
+    unbalanced = text_stats(prompt, "print(leap_years(1990, 2030)")
+    assert 0 < unbalanced[idx["bracket_mismatch_share"]] < 1
+    assert text_stats(prompt, "short")[idx["order_compression_gain"]] == 0  # too few words to tell

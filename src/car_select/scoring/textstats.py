@@ -10,6 +10,7 @@ learns how much each matters from pairs where length and quality disagree (corru
 from __future__ import annotations
 
 import math
+import random
 import re
 import zlib
 from collections import Counter
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-STATS_VERSION = 3  # 3: two word-order statistics appended (a scorer taking the first 18 is unchanged)
+STATS_VERSION = 4  # 4: order and layout statistics appended (a scorer taking the first 18 or 20 is unchanged)
 STAT_NAMES = (
     "log_chars",
     "log_words",
@@ -39,6 +40,9 @@ STAT_NAMES = (
     "tail_second_person",
     "lowercase_after_sentence_end",
     "article_before_function_word",
+    "order_compression_gain",
+    "bracket_mismatch_share",
+    "line_breaks_per_word",
 )
 _EDGE = 30  # words at each end of the response: padding is added there, past the encoder's window
 _FIRST = {"i", "me", "my", "mine", "myself", "we", "us", "our"}
@@ -51,6 +55,9 @@ _TOKEN = re.compile(r"\S+")
 _FUNCTION = {"the", "a", "an", "of", "to", "in", "and", "for", "with", "on", "is", "are", "was", "that", "by",
              "as", "or"}
 _SCAN = 20_000  # characters looked at for the n-gram statistics (length counts the whole text)
+_ORDER_SCAN = 4_000  # characters compressed for the order statistic: order shows in any few lines
+_BRACKET = re.compile(r"[()\[\]{}]")
+_OPENER = {")": "(", "]": "[", "}": "{"}
 
 
 def _repeated_share(items: Sequence) -> float:
@@ -80,9 +87,40 @@ def _word_order(head: str) -> list[float]:
             / len(articles) if articles else 0.0]
 
 
+def _order_and_layout(head: str) -> list[float]:
+    """Three statistics that see the order and layout of the words, which the mean-pooled encoder
+    features hardly do (code with its words shuffled looks to them much like the code):
+    - how much better the words compress in their own order than in a fixed shuffle of them (as one
+      space-separated line each, so only order counts): phrases and code idioms that recur compress,
+      and shuffling breaks them; about 0 for words already in random order;
+    - the share of brackets that close nothing or the wrong opener, or are never closed;
+    - line breaks per word (capped at 1): layout that lists and code have and a flattened text lacks."""
+    words = head.split()
+    gain = 0.0
+    if len(words) >= 6:
+        kept = words[:len(head[:_ORDER_SCAN].split())]
+        shuffled = random.Random(len(kept)).sample(kept, len(kept))
+        size = [len(zlib.compress(" ".join(w).encode("utf-8", "surrogatepass"))) for w in (kept, shuffled)]
+        gain = 10.0 * (1.0 - size[0] / size[1])  # x10: about 0.5 for running text
+    stack: list[str] = []
+    wrong = closers = 0
+    for ch in _BRACKET.findall(head):
+        if ch in _OPENER:
+            closers += 1
+            if stack and stack[-1] == _OPENER[ch]:
+                stack.pop()
+            else:
+                wrong += 1
+        else:
+            stack.append(ch)
+    brackets = closers + len(stack)
+    return [gain, (wrong + len(stack)) / brackets if brackets else 0.0,
+            min(1.0, head.count("\n") / len(words)) if words else 0.0]
+
+
 def text_stats(prompt: str, response: str, count: int = len(STAT_NAMES)) -> np.ndarray:
     """The first `count` of STAT_NAMES for a rendered prompt and its response, each roughly in [0, 1]
-    (the word-order ones, last, are computed only when asked for)."""
+    (the word-order, order and layout ones, last, are computed only when asked for)."""
     head = response[:_SCAN]
     words = [w.lower() for w in _WORD.findall(head)]
     n_words_total = len(words) if len(response) <= _SCAN else int(len(words) * len(response) / len(head))
@@ -120,6 +158,8 @@ def text_stats(prompt: str, response: str, count: int = len(STAT_NAMES)) -> np.n
     ]
     if count > len(row):
         row += _word_order(head)
+    if count > len(row):
+        row += _order_and_layout(head)
     return np.array(row[:count], dtype=np.float32)
 
 
