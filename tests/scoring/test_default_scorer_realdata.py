@@ -35,22 +35,28 @@ def test_default_scorer_keeps_its_validation_figures():
     autoj = shared_file("preference-dev", "valid_autoj_human.jsonl")
     lima = shared_file("lima-1k", "lima.json")
     card = stored_card("default")
-    got = eval_scorer("--test", str(valid), "--test", str(autoj), "--robustness", str(lima), "--max-records", "150")
+    new_code = shared_file("code-alpaca", "new_codealpaca.json")
+    got = eval_scorer("--test", str(valid), "--test", str(autoj), "--robustness", str(lima), "--robustness",
+                      str(new_code), "--max-records", "150")
     for name in ("APE_score_valid.csv", "valid_autoj_human.jsonl"):
         assert got["validation"][name]["n_pairs"] == card["validation"][name]["n_pairs"]
         assert abs(got["validation"][name]["pairwise_accuracy"] - card["validation"][name]["pairwise_accuracy"]) < 0.006
     robust, expected = got["robustness"]["lima.json"], card["robustness"]["lima.json"]
     assert robust["n_pairs"] == expected["n_pairs"]
     assert abs(robust["accuracy"] - expected["accuracy"]) < 0.006
+    # The Code Alpaca suite the text statistics were chosen on (scripts/order_stat_variants.py; not
+    # in the card, whose suites are the retrain command's): README 0.9805, shuffled words 0.9521
+    code = got["robustness"]["new_codealpaca.json"]
+    assert code["accuracy"] >= 0.975 and code["per_kind"]["shuffle_words"]["accuracy"] >= 0.94, code
 
 
 def test_default_scorer_keeps_its_held_out_figures():
     """Data it was neither trained nor chosen on: the CaR test split, and corruptions (eval-pool
     wordings, never seen in training) of Code Alpaca and GPTeacher answers. The floors sit a point
-    under what README reports (0.8937; 0.9542, worst 0.8068; 0.9891, worst 0.9367). They guard
-    against regressions; they are not the issue's bar (0.92 on CaR test, 0.95 overall and 0.85 per
-    kind on corruptions), which the GPTeacher suite meets today, and Code Alpaca overall but not on
-    its worst kind (shuffled words)."""
+    under what README reports (0.8937; 0.9691, worst 0.8433, shuffled words 0.9583; 0.9897, worst
+    0.95). They guard against regressions; they are not the issue's bar (0.92 on CaR test, 0.95
+    overall and 0.85 per kind on corruptions), which the GPTeacher suite meets today, and Code Alpaca
+    overall but not on its worst kind (another record's answer)."""
     test = shared_file(*CAR, "APE_score_test.csv")
     code = shared_file("code-alpaca", "code_alpaca_2k.json")
     teacher = shared_file("gpteacher", "roleplay-simple-deduped-roleplay-dataset.json")
@@ -58,12 +64,13 @@ def test_default_scorer_keeps_its_held_out_figures():
     car = got["validation"]["APE_score_test.csv"]
     assert car["n_pairs"] == 254 and car["pairwise_accuracy"] >= 0.883
     assert car["pairwise_accuracy"] > car["length_baseline_accuracy"] + 0.1
-    floors = {"code_alpaca_2k.json": (0.944, 0.79), "roleplay-simple-deduped-roleplay-dataset.json": (0.979, 0.92)}
+    floors = {"code_alpaca_2k.json": (0.959, 0.833), "roleplay-simple-deduped-roleplay-dataset.json": (0.979, 0.94)}
     for name, (overall, worst) in floors.items():
         robust = got["robustness"][name]
         assert robust["accuracy"] >= overall and robust["worst_kind_accuracy"] >= worst, (name, robust)
         assert robust["accuracy"] > robust["length_baseline"] + 0.3, (name, robust)
-    # The harder kind, asked for by name: the answer to the most similar other request (README: 0.66)
+    assert got["robustness"]["code_alpaca_2k.json"]["per_kind"]["shuffle_words"]["accuracy"] >= 0.948
+    # The harder kind, asked for by name: the answer to the most similar other request (README: 0.6667)
     similar = eval_scorer("--robustness", str(code), "--kinds", "off_topic_similar")["robustness"]["code_alpaca_2k.json"]
     assert similar["n_pairs"] == 300 and similar["accuracy"] >= 0.645 and similar["accuracy"] > similar["length_baseline"] + 0.1
 

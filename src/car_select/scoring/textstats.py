@@ -3,8 +3,10 @@
 The encoder sees at most max_length tokens, so an answer repeated twice, padded with filler past
 the window, or a 20,000-word loop of one token looks to it like its first 256 tokens. These
 statistics are computed on the whole response, in microseconds, with no model: length, how much of
-it repeats itself, how much of it is the prompt given back, whether it ends mid-sentence. The head
-learns how much each matters from pairs where length and quality disagree (corruption negatives).
+it repeats itself, how much of it is the prompt given back, whether it ends mid-sentence; and, since
+mean-pooled features see which words a text holds more than their order, whether its words are in
+an order (compression, brackets, line breaks). The head learns how much each matters from pairs
+where length and quality disagree (corruption negatives).
 """
 
 from __future__ import annotations
