@@ -24,7 +24,8 @@ from dataclasses import replace
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from scorer_variants import default_recipe_features, head_scores, parse_args, record_result, train_head, write_results  # noqa: E402
+from scorer_variants import (default_recipe_features, head_scores, parse_args, record_result, set_scores,  # noqa: E402
+                             train_head, write_results)
 
 from car_select.scoring.corruptions import KINDS  # noqa: E402
 from car_select.scoring.evaluate import evaluate_pairs  # noqa: E402
@@ -50,14 +51,8 @@ VARIANTS = {
 def length_figures(valid: dict, rows: np.ndarray, scores: np.ndarray) -> dict:
     """Beside the accuracies the epoch is chosen on: each preference set's length-controlled accuracy
     (pairs whose better answer is not the longer one), since a statistic may teach the head length."""
-    out, start = {}, 0
-    for name, pairs in valid.items():
-        r = rows[start:start + len(pairs)]
-        start += len(pairs)
-        if not name.startswith("robustness:"):
-            ev = evaluate_pairs(pairs, scores[r[:, 0]], scores[r[:, 1]])
-            out[f"{name} length-controlled"] = round(ev.length_controlled_accuracy, 4)
-    return out
+    return {f"{name} length-controlled": round(evaluate_pairs(pairs, chosen, rejected).length_controlled_accuracy, 4)
+            for name, pairs, chosen, rejected in set_scores(valid, rows, scores) if not name.startswith("robustness:")}
 
 
 def main() -> int:

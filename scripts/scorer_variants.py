@@ -40,13 +40,20 @@ def head_scores(head, feats, n: int) -> np.ndarray:
         return torch.cat([head(*feats(np.arange(k, min(n, k + 1024)))) for k in range(0, n, 1024)]).numpy()
 
 
-def summary(valid: dict, rows: np.ndarray, item_scores: np.ndarray) -> dict:
-    """Accuracy per validation set (worst corruption kind too) for per-item scores."""
-    out, start = {}, 0
+def set_scores(valid: dict, rows: np.ndarray, item_scores: np.ndarray):
+    """(name, pairs, chosen scores, rejected scores) per validation set; `rows` are every set's rows,
+    concatenated in order."""
+    start = 0
     for name, pairs in valid.items():
         r = rows[start:start + len(pairs)]
         start += len(pairs)
-        chosen, rejected = item_scores[r[:, 0]], item_scores[r[:, 1]]
+        yield name, pairs, item_scores[r[:, 0]], item_scores[r[:, 1]]
+
+
+def summary(valid: dict, rows: np.ndarray, item_scores: np.ndarray) -> dict:
+    """Accuracy per validation set (worst corruption kind too) for per-item scores."""
+    out = {}
+    for name, pairs, chosen, rejected in set_scores(valid, rows, item_scores):
         if name.startswith("robustness:"):
             rep = robustness_report(pairs, chosen, rejected)
             out[name] = round(rep["accuracy"], 4)

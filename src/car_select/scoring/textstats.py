@@ -78,10 +78,10 @@ def _edge_overlap(edge: list[str], rest: set[str], prompt: set[str]) -> float:
     return sum(w in rest or w in prompt for w in content) / len(content) if content else 0.0
 
 
-def _word_order(head: str) -> list[float]:
-    """The two word-order statistics: a lowercase word after a sentence end, an article before a
-    function word or punctuation; both near 0 in running text and high in shuffled words."""
-    tokens = _TOKEN.findall(head)
+def _word_order(tokens: list[str]) -> list[float]:
+    """The two word-order statistics over the response's whitespace-separated tokens: a lowercase word
+    after a sentence end, an article before a function word or punctuation; both near 0 in running
+    text and high in shuffled words."""
     ends = [i for i in range(len(tokens) - 1) if len(tokens[i]) > 1 and tokens[i][-1] in ".!?"]
     articles = [i for i in range(len(tokens) - 1) if tokens[i].lower() in ("the", "a", "an")]
     return [sum(tokens[i + 1][:1].islower() for i in ends) / len(ends) if ends else 0.0,
@@ -89,15 +89,15 @@ def _word_order(head: str) -> list[float]:
             / len(articles) if articles else 0.0]
 
 
-def _order_and_layout(head: str) -> list[float]:
+def _order_and_layout(head: str, words: list[str]) -> list[float]:
     """Three statistics that see the order and layout of the words, which the mean-pooled encoder
     features hardly do (code with its words shuffled looks to them much like the code):
     - how much better the words compress in their own order than in a fixed shuffle of them (as one
       space-separated line each, so only order counts): phrases and code idioms that recur compress,
       and shuffling breaks them; about 0 for words already in random order;
     - the share of brackets that close nothing or the wrong opener, or are never closed;
-    - line breaks per word (capped at 1): layout that lists and code have and a flattened text lacks."""
-    words = head.split()
+    - line breaks per word (capped at 1): layout that lists and code have and a flattened text lacks.
+    words: head's whitespace-separated tokens."""
     gain = 0.0
     if len(words) >= 6:
         kept = words[:len(head[:_ORDER_SCAN].split())]
@@ -159,9 +159,10 @@ def text_stats(prompt: str, response: str, count: int = len(STAT_NAMES)) -> np.n
         sum(w in _SECOND for w in last) / len(last) if last else 0.0,
     ]
     if count > len(row):
-        row += _word_order(head)
-    if count > len(row):
-        row += _order_and_layout(head)
+        tokens = _TOKEN.findall(head)  # split once for the order statistics
+        row += _word_order(tokens)
+        if count > len(row):
+            row += _order_and_layout(head, tokens)
     return np.array(row[:count], dtype=np.float32)
 
 
