@@ -66,16 +66,17 @@ def summary(valid: dict, rows: np.ndarray, item_scores: np.ndarray) -> dict:
 
 
 def train_head(config, train_feats, rows, weights, valid, valid_feats, valid_rows, epochs, patience, loss="pairwise",
-               labels=None, criterion=None, make_head=None, n_valid=None):
+               labels=None, criterion=None, make_head=None, n_valid=None, seed=42):
     """One head; keeps the epoch whose validation summary is best by `criterion` (default: the mean).
     loss "pairwise": weighted logistic loss on rows (chosen, rejected); "classify": rows are item
     indices, labels 1 for a corrupted answer (a defect detector whose output is its logit).
     train_feats / valid_feats: item rows -> the head's arguments; make_head: another head than
-    ScoringHead(config), over n_valid validation items."""
-    seed_everything(42)
+    ScoringHead(config), over n_valid validation items. seed: of the head's initialisation and batch order
+    (the default scorer's members are seeds 42, 43, ...)."""
+    seed_everything(seed)
     head = make_head() if make_head else ScoringHead(config)
     opt = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=0.01)
-    rng = np.random.default_rng(42)
+    rng = np.random.default_rng(seed)
     w = torch.as_tensor(weights, dtype=torch.float32)
     criterion = criterion or (lambda s: s["mean"])
     best = (-1.0, 0, None, None)
@@ -143,7 +144,7 @@ def default_recipe_features(args: argparse.Namespace, max_train_pairs: int | Non
     return (data, settings, *prepare(data.train, data.valid, settings, cache_dir=args.cache_dir))
 
 
-def record_result(results: dict, name: str, summary_: dict, epoch: int | None) -> None:
+def record_result(results: dict, name: str, summary_: dict, epoch: int | list[int] | None) -> None:
     """Keep one variant's validation summary and show it at once (runs take minutes)."""
     results[name] = {**summary_, "best_epoch": epoch}
     print(json.dumps({name: results[name]}), file=sys.stderr, flush=True)

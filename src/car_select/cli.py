@@ -159,6 +159,9 @@ def build_parser() -> Parser:
     train.add_argument("--train-weights", metavar="W,W,...", default=None,
                        help="each --train file's weight in the pairwise loss, in --train order (default: 1 each; "
                        "corruption negatives weigh 1)")
+    train.add_argument("--off-topic-weight", type=float, default=None, metavar="W",
+                       help="weight in the loss of the off_topic corruption negatives (another record's answer; "
+                       "other negatives weigh 1; default recipe: 3)")
     train.add_argument("--length-reference", metavar="DATA", help="dataset for the card's Spearman(score, length)")
     train.add_argument("--cache-dir", help="where training features are kept for a retrain on the same data "
                        "(default: ~/.cache/car-select)")
@@ -392,7 +395,8 @@ def cmd_train(args) -> int:
     settings = TrainSettings(encoder=args.encoder, seed=args.seed, max_length=args.max_length,
                              precision=args.precision, device=args.device, train_encoder=args.train_encoder,
                              **RECIPES[args.recipe])
-    for flag, name in (("epochs", "epochs"), ("objective", "objective"), ("members", "members"), ("lr", "lr_head")):
+    for flag, name in (("epochs", "epochs"), ("objective", "objective"), ("members", "members"), ("lr", "lr_head"),
+                       ("off_topic_weight", "off_topic_weight")):
         if getattr(args, flag) is not None:
             setattr(settings, name, getattr(args, flag))
     if args.hidden_sizes:
@@ -411,7 +415,7 @@ def cmd_train(args) -> int:
                          negatives_from=args.negatives_from, max_train_pairs=args.max_train_pairs,
                          negatives_max_records=args.negatives_max_records,
                          negatives_per_answer=settings.negatives_per_answer, seed=args.seed,
-                         train_weights=train_weights)
+                         train_weights=train_weights, off_topic_weight=settings.off_topic_weight)
     t = time.perf_counter()
     from .config import default_cache_dir
 

@@ -44,19 +44,21 @@ def test_default_scorer_keeps_its_validation_figures():
     robust, expected = got["robustness"]["lima.json"], card["robustness"]["lima.json"]
     assert robust["n_pairs"] == expected["n_pairs"]
     assert abs(robust["accuracy"] - expected["accuracy"]) < 0.006
-    # The Code Alpaca suite the text statistics were chosen on (scripts/order_stat_variants.py; not
-    # in the card, whose suites are the retrain command's): README 0.9805, shuffled words 0.9521
+    # The Code Alpaca suite the text statistics and the off_topic weight were chosen on
+    # (scripts/order_stat_variants.py, off_topic_weight_variants.py; not in the card, whose suites are
+    # the retrain command's): README 0.9817, shuffled words 0.9589, another record's answer 0.9067
     code = got["robustness"]["new_codealpaca.json"]
-    assert code["accuracy"] >= 0.975 and code["per_kind"]["shuffle_words"]["accuracy"] >= 0.94, code
+    assert code["accuracy"] >= 0.975 and code["per_kind"]["shuffle_words"]["accuracy"] >= 0.945, code
+    assert code["per_kind"]["off_topic"]["accuracy"] >= 0.89, code
 
 
 def test_default_scorer_keeps_its_held_out_figures():
     """Data it was neither trained nor chosen on: the CaR test split, and corruptions (eval-pool
     wordings, never seen in training) of Code Alpaca and GPTeacher answers. The floors sit a point
-    under what README reports (0.8937; 0.9691, worst 0.8433, shuffled words 0.9583; 0.9897, worst
-    0.95). They guard against regressions; they are not the issue's bar (0.92 on CaR test, 0.95
-    overall and 0.85 per kind on corruptions), which the GPTeacher suite meets today, and Code Alpaca
-    overall but not on its worst kind (another record's answer)."""
+    under what README reports (0.8937; 0.9701, worst 0.8567, shuffled words 0.9659; 0.99, worst
+    0.94). They guard against regressions; they are not the issue's bar (0.92 on CaR test, 0.95
+    overall and 0.85 per kind on corruptions), which both corruption suites meet today and the CaR
+    test split does not."""
     test = shared_file(*CAR, "APE_score_test.csv")
     code = shared_file("code-alpaca", "code_alpaca_2k.json")
     teacher = shared_file("gpteacher", "roleplay-simple-deduped-roleplay-dataset.json")
@@ -64,15 +66,15 @@ def test_default_scorer_keeps_its_held_out_figures():
     car = got["validation"]["APE_score_test.csv"]
     assert car["n_pairs"] == 254 and car["pairwise_accuracy"] >= 0.883
     assert car["pairwise_accuracy"] > car["length_baseline_accuracy"] + 0.1
-    floors = {"code_alpaca_2k.json": (0.959, 0.833), "roleplay-simple-deduped-roleplay-dataset.json": (0.979, 0.94)}
+    floors = {"code_alpaca_2k.json": (0.96, 0.846), "roleplay-simple-deduped-roleplay-dataset.json": (0.98, 0.93)}
     for name, (overall, worst) in floors.items():
         robust = got["robustness"][name]
         assert robust["accuracy"] >= overall and robust["worst_kind_accuracy"] >= worst, (name, robust)
         assert robust["accuracy"] > robust["length_baseline"] + 0.3, (name, robust)
-    assert got["robustness"]["code_alpaca_2k.json"]["per_kind"]["shuffle_words"]["accuracy"] >= 0.948
-    # The harder kind, asked for by name: the answer to the most similar other request (README: 0.6667)
+    assert got["robustness"]["code_alpaca_2k.json"]["per_kind"]["shuffle_words"]["accuracy"] >= 0.955
+    # The harder kind, asked for by name: the answer to the most similar other request (README: 0.6833)
     similar = eval_scorer("--robustness", str(code), "--kinds", "off_topic_similar")["robustness"]["code_alpaca_2k.json"]
-    assert similar["n_pairs"] == 300 and similar["accuracy"] >= 0.645 and similar["accuracy"] > similar["length_baseline"] + 0.1
+    assert similar["n_pairs"] == 300 and similar["accuracy"] >= 0.67 and similar["accuracy"] > similar["length_baseline"] + 0.1
 
 
 def test_car_paper_scorer_accuracy_on_the_test_split():

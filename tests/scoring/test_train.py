@@ -191,6 +191,25 @@ def test_training_data_gives_each_pair_its_files_weight(tmp_path):
             training_data([str(a), str(b)], [str(a)], train_weights=bad)
 
 
+def test_off_topic_negatives_weigh_what_they_are_given(tmp_path):
+    from car_select.errors import CarSelectError
+    from car_select.scoring.train import training_data
+
+    pairs = tmp_path / "p.jsonl"
+    pairs.write_text("".join(json.dumps({"prompt": f"Instruction: Describe topic {i} of list {i % 7}.",
+                                         "chosen": f"Topic {i} is about item {i} and its long history in list {i % 7}.",
+                                         "rejected": "No."}) + "\n" for i in range(120)))
+    data = training_data([str(pairs)], [str(pairs)], train_weights=[0.5], off_topic_weight=3)
+    kinds = [getattr(p, "kind", None) for p in data.train]
+    assert "off_topic" in kinds and "off_topic_similar" in kinds
+    assert data.weights == [0.5 if k is None else 3 if k == "off_topic" else 1 for k in kinds]
+    assert data.trained_on[-1].endswith("(off_topic ones at weight 3)")
+    plain = training_data([str(pairs)], [str(pairs)])
+    assert plain.weights is None and [p.rejected for p in plain.train] == [p.rejected for p in data.train]
+    with pytest.raises(CarSelectError, match="off_topic"):
+        training_data([str(pairs)], [str(pairs)], off_topic_weight=0)
+
+
 def test_pair_weights_decide_between_files_that_disagree(tiny_encoder_dir):
     # File "x" says the on-topic answer is better, file "y" the curt one: the heavier file wins.
     x = synthetic_pairs(24, 0)
@@ -208,13 +227,15 @@ def test_pair_weights_decide_between_files_that_disagree(tiny_encoder_dir):
         train_scorer(x, valid, settings, quiet=True, pair_weights=[1.0])
 
 
-@pytest.mark.parametrize("weights,message", [("1,x", "comma-separated numbers"), ("1,2", "2 training weights")])
+@pytest.mark.parametrize("weights,message", [(["--train-weights", "1,x"], "comma-separated numbers"),
+                                             (["--train-weights", "1,2"], "2 training weights"),
+                                             (["--off-topic-weight", "0"], "off_topic negatives' weight")])
 def test_train_weights_flag_refuses_bad_values_in_one_line(tmp_path, weights, message):
     train = tmp_path / "train.jsonl"
     train.write_text("".join(json.dumps({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}) + "\n"
                              for p in synthetic_pairs(4, 0)))
     res = subprocess.run([sys.executable, "-m", "car_select", "train-scorer", "--train", str(train), "--valid",
-                          str(train), "--train-weights", weights, "-o", str(tmp_path / "out")],
+                          str(train), *weights, "-o", str(tmp_path / "out")],
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and message in res.stderr
     assert not (tmp_path / "out").exists()

@@ -48,6 +48,10 @@ class TrainSettings:
     # corruption suite held apart for validation (scripts/order_stat_variants.py, README)
     text_stats: int = 23
     negatives_per_answer: int = 1  # corruption negatives per chosen answer (used by the CLI's data assembly)
+    # Loss weight of the off_topic negatives (another record's answer; other negatives weigh 1): at 1 the
+    # head ranked fluent code for another request above the right answer (validation only:
+    # scripts/off_topic_weight_variants.py, README)
+    off_topic_weight: float = 3.0
     hidden_sizes: list[int] = field(default_factory=lambda: [1024])
     activation: str = "Tanh"
     dropout: float = 0.1
@@ -89,7 +93,7 @@ TRAIN_FEATURES_VERSION = 1  # bump when what _Features computes changes
 RECIPES = {
     "default": {},
     "car-paper": {"objective": "regression", "views": ["full"], "text_stats": 0, "negatives_per_answer": 0,
-                  "epochs": 20, "patience": 8, "members": 4, "batch_pairs": 32},
+                  "off_topic_weight": 1.0, "epochs": 20, "patience": 8, "members": 4, "batch_pairs": 32},
 }
 
 
@@ -416,14 +420,14 @@ def training_data(train_paths: Sequence[str], valid_paths: Sequence[str], *, rob
                   negatives_from: Sequence[str] = (), max_train_pairs: int | None = None,
                   negatives_max_records: int | None = 1000, negatives_per_answer: int = 1,
                   seed: int = 42, train_weights: Sequence[float] | None = None,
-                  negative_kinds: Sequence[str] | None = None) -> TrainingData:
+                  negative_kinds: Sequence[str] | None = None, off_topic_weight: float = 1.0) -> TrainingData:
     """The training and validation pairs `car-select train-scorer` assembles from its data options:
     every --train file (at most max_train_pairs each, sampled with `seed`), corruption negatives of
     their chosen answers and of negatives_from's answers, each --valid file and a corruption suite
     (eval-pool wordings) of 150 answers per robustness path. train_weights: one per --train file, the
-    weight of its pairs in the loss (negatives weigh 1); None: no weights. negative_kinds: the
-    corruption kinds the negatives are drawn from (None: every kind; the validation suites keep the
-    diagnostic's kinds)."""
+    weight of its pairs in the loss (negatives weigh 1, off_topic ones off_topic_weight); weights are
+    None where every pair weighs 1. negative_kinds: the corruption kinds the negatives are drawn from
+    (None: every kind; the validation suites keep the diagnostic's kinds)."""
     from .card import answer_items, robustness_pairs
     from .pairs import read_pairs
 
@@ -431,6 +435,8 @@ def training_data(train_paths: Sequence[str], valid_paths: Sequence[str], *, rob
         raise CarSelectError(f"{len(train_weights)} training weights for {len(train_paths)} training files")
     if train_weights is not None and any(not w > 0 for w in train_weights):
         raise CarSelectError(f"training weights must be > 0, got {list(train_weights)}")
+    if not off_topic_weight > 0:
+        raise CarSelectError(f"the off_topic negatives' weight must be > 0, got {off_topic_weight}")
     train, sources, weights = [], [], []
     for path, weight in zip(train_paths, train_weights or [1.0] * len(train_paths)):
         pairs = sample_pairs(read_pairs(path), max_train_pairs, seed)
@@ -441,7 +447,7 @@ def training_data(train_paths: Sequence[str], valid_paths: Sequence[str], *, rob
     if negatives_per_answer:
         train = with_negatives(train, extra, negatives_per_answer, seed, negative_kinds)
         sources += ["negatives"] * (len(train) - len(sources))
-        weights += [1.0] * (len(train) - len(weights))
+        weights += [off_topic_weight if getattr(p, "kind", "") == "off_topic" else 1.0 for p in train[len(weights):]]
     valid = {os.path.basename(path): read_pairs(path) for path in valid_paths}
     for path in robustness_paths:
         valid[f"robustness:{os.path.basename(path)}"] = robustness_pairs(path, 150, seed=0)
@@ -450,8 +456,9 @@ def training_data(train_paths: Sequence[str], valid_paths: Sequence[str], *, rob
         trained_on = [f"{name} (weight {w:g})" for name, w in zip(trained_on, train_weights)]
     if negatives_per_answer:
         trained_on.append("corruption negatives of the training answers and of "
-                          + (", ".join(map(os.path.basename, negatives_from)) or "nothing else"))
-    return TrainingData(train, valid, trained_on, sources, weights if train_weights is not None else None)
+                          + (", ".join(map(os.path.basename, negatives_from)) or "nothing else")
+                          + (f" (off_topic ones at weight {off_topic_weight:g})" if off_topic_weight != 1 else ""))
+    return TrainingData(train, valid, trained_on, sources, weights if any(w != 1 for w in weights) else None)
 
 
 def sample_pairs(pairs: Sequence[PreferencePair], limit: int | None, seed: int) -> list[PreferencePair]:
