@@ -119,7 +119,8 @@ def parse_args(doc: str) -> argparse.Namespace:
 
 
 def recipe_data(args: argparse.Namespace, max_train_pairs: int | None = 3000, *,
-                negative_kinds=SUITE_KINDS, train_weights=None, robustness=("lima-1k/lima.json",)):
+                negative_kinds=SUITE_KINDS, train_weights=None, robustness=("lima-1k/lima.json",),
+                off_topic_weight=1.0):
     """The retrain command's training and validation data, at most max_train_pairs per file (3,000: the
     0.1 default's sample; None: every pair). By default with negatives of the 11 kinds these variants
     were run with (before off_topic_similar joined the training kinds; None: every kind).
@@ -131,7 +132,8 @@ def recipe_data(args: argparse.Namespace, max_train_pairs: int | None = 3000, *,
                          robustness_paths=[f"{d}/{r}" for r in robustness],
                          negatives_from=[f"{d}/stanford-alpaca-52k/alpaca_data.json"],
                          max_train_pairs=max_train_pairs, negatives_max_records=500, seed=42,
-                         negative_kinds=negative_kinds, train_weights=train_weights)
+                         negative_kinds=negative_kinds, train_weights=train_weights,
+                         off_topic_weight=off_topic_weight)
 
 
 def default_recipe_features(args: argparse.Namespace, max_train_pairs: int | None = 3000, text_stats: int = 18,
