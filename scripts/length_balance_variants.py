@@ -20,9 +20,8 @@ from dataclasses import replace
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from off_topic_weight_variants import SEEDS, figures  # noqa: E402
-from scorer_variants import (CAR, JUDGED, default_recipe_features, head_scores, parse_args,  # noqa: E402
-                             record_result, train_head, write_results)
+from off_topic_weight_variants import figures, seed_heads  # noqa: E402
+from scorer_variants import CAR, JUDGED, default_recipe_features, parse_args, record_result, write_results  # noqa: E402
 
 from car_select.scoring.corruptions import KINDS  # noqa: E402
 from car_select.scoring.textstats import STAT_NAMES  # noqa: E402
@@ -55,12 +54,7 @@ def main() -> int:
     results = {}
     for name, files in VARIANTS.items():
         w = balanced(np.array(data.weights), data.sources, longer, files)
-        member_scores, epochs = [], []
-        for seed in SEEDS:
-            head, epoch, _ = train_head(config, tf, tr, w, data.valid, vf, vr, settings.epochs, settings.patience,
-                                        seed=seed)
-            member_scores.append(head_scores(head, vf, len(vf.table)))
-            epochs.append(epoch)
+        member_scores, epochs = seed_heads(config, tf, tr, w, data, vf, vr, settings)
         record_result(results, name, figures(data.valid, vr, np.mean(member_scores, 0)), epochs)
     write_results(results, args.out)
     return 0

@@ -11,8 +11,8 @@ so every variant reuses the same cached features. Kept: off_topic alone at weigh
 retrain command. Each variant is what would ship: two heads (seeds 42 and 43, each kept at its best
 epoch by the mean of the four validation accuracies: CaR valid, Auto-J, the LIMA and the Code Alpaca
 validation suites, as order_stat_variants.py) and their mean; each head's own figures are kept too,
-to show the seed's share of a difference. Nothing here looks at test data. About 10 minutes on 2 cores once the
-retrain command has filled the cache and the Code Alpaca validation texts are encoded.
+to show the seed's share of a difference. Nothing here looks at test data. About 10 minutes on 2
+cores once the retrain command has filled the cache and the Code Alpaca validation texts are encoded.
 
     python scripts/off_topic_weight_variants.py --out docs/off_topic_weight_variants.json
 """
@@ -52,6 +52,17 @@ def off_topic_figures(valid: dict, rows: np.ndarray, scores: np.ndarray) -> dict
             for name, pairs, chosen, rejected in set_scores(valid, rows, scores) if name.startswith("robustness:")}
 
 
+def seed_heads(config, train_feats, rows, weights, data, valid_feats, valid_rows, settings):
+    """One head per seed in SEEDS: (each head's scores of the validation items, its best epoch)."""
+    scores, epochs = [], []
+    for seed in SEEDS:
+        head, epoch, _ = train_head(config, train_feats, rows, weights, data.valid, valid_feats, valid_rows,
+                                    settings.epochs, settings.patience, seed=seed)
+        scores.append(head_scores(head, valid_feats, len(valid_feats.table)))
+        epochs.append(epoch)
+    return scores, epochs
+
+
 def figures(valid: dict, rows: np.ndarray, scores: np.ndarray) -> dict:
     return {**summary(valid, rows, scores), **off_topic_figures(valid, rows, scores), **length_figures(valid, rows, scores)}
 
@@ -66,13 +77,9 @@ def main() -> int:
     results = {}
     for name, kind_weights in VARIANTS.items():
         w = np.array([kind_weights.get(k, 1.0) for k in kinds]) * np.array(data.weights)
-        member_scores, epochs = [], []
-        for seed in SEEDS:
-            head, epoch, s = train_head(config, tf, tr, w, data.valid, vf, vr, settings.epochs, settings.patience,
-                                        seed=seed)
-            member_scores.append(head_scores(head, vf, len(vf.table)))
-            epochs.append(epoch)
-            record_result(results, f"{name}, seed {seed}", figures(data.valid, vr, member_scores[-1]), epoch)
+        member_scores, epochs = seed_heads(config, tf, tr, w, data, vf, vr, settings)
+        for seed, scores, epoch in zip(SEEDS, member_scores, epochs):
+            record_result(results, f"{name}, seed {seed}", figures(data.valid, vr, scores), epoch)
         record_result(results, f"{name}, both seeds", figures(data.valid, vr, np.mean(member_scores, 0)), epochs)
     write_results(results, args.out)
     return 0

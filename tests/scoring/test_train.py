@@ -230,7 +230,7 @@ def test_pair_weights_decide_between_files_that_disagree(tiny_encoder_dir):
 @pytest.mark.parametrize("weights,message", [(["--train-weights", "1,x"], "comma-separated numbers"),
                                              (["--train-weights", "1,2"], "2 training weights"),
                                              (["--off-topic-weight", "0"], "off_topic negatives' weight")])
-def test_train_weights_flag_refuses_bad_values_in_one_line(tmp_path, weights, message):
+def test_weight_flags_refuse_bad_values_in_one_line(tmp_path, weights, message):
     train = tmp_path / "train.jsonl"
     train.write_text("".join(json.dumps({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}) + "\n"
                              for p in synthetic_pairs(4, 0)))
