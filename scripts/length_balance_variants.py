@@ -20,8 +20,9 @@ from dataclasses import replace
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from off_topic_weight_variants import figures, seed_heads  # noqa: E402
-from scorer_variants import CAR, JUDGED, default_recipe_features, parse_args, record_result, write_results  # noqa: E402
+from off_topic_weight_variants import figures  # noqa: E402
+from scorer_variants import (CAR, JUDGED, default_recipe_features, parse_args, record_result, seed_heads,  # noqa: E402
+                             write_results)
 
 from car_select.scoring.corruptions import KINDS  # noqa: E402
 from car_select.scoring.textstats import STAT_NAMES  # noqa: E402

@@ -27,12 +27,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from order_stat_variants import length_figures  # noqa: E402
-from scorer_variants import (default_recipe_features, head_scores, parse_args, record_result, set_scores,  # noqa: E402
-                             summary, train_head, write_results)
+from scorer_variants import (SEEDS, default_recipe_features, parse_args, record_result, seed_heads,  # noqa: E402
+                             set_scores, summary, write_results)
 
 from car_select.scoring.corruptions import KINDS  # noqa: E402
 from car_select.scoring.evaluate import robustness_report  # noqa: E402
 from car_select.scoring.textstats import STAT_NAMES  # noqa: E402
+from car_select.scoring.train import kind_weights  # noqa: E402
 
 OFF_TOPIC_KINDS = ("off_topic", "off_topic_padded", "off_topic_similar")  # another request's answer
 VARIANTS = {  # name: loss weight per negative kind (other negatives weigh 1)
@@ -43,24 +44,12 @@ VARIANTS = {  # name: loss weight per negative kind (other negatives weigh 1)
     "off_topic alone at weight 3": {"off_topic": 3.0},
     "off_topic and off_topic_padded at weight 2": {"off_topic": 2.0, "off_topic_padded": 2.0},
 }
-SEEDS = (42, 43)  # the shipped scorer's two members
 
 
 def off_topic_figures(valid: dict, rows: np.ndarray, scores: np.ndarray) -> dict:
     """Each validation suite's off_topic accuracy, the kind these variants aim at."""
     return {f"{name} off_topic": round(robustness_report(pairs, chosen, rejected)["per_kind"]["off_topic"]["accuracy"], 4)
             for name, pairs, chosen, rejected in set_scores(valid, rows, scores) if name.startswith("robustness:")}
-
-
-def seed_heads(config, train_feats, rows, weights, data, valid_feats, valid_rows, settings):
-    """One head per seed in SEEDS: (each head's scores of the validation items, its best epoch)."""
-    scores, epochs = [], []
-    for seed in SEEDS:
-        head, epoch, _ = train_head(config, train_feats, rows, weights, data.valid, valid_feats, valid_rows,
-                                    settings.epochs, settings.patience, seed=seed)
-        scores.append(head_scores(head, valid_feats, len(valid_feats.table)))
-        epochs.append(epoch)
-    return scores, epochs
 
 
 def figures(valid: dict, rows: np.ndarray, scores: np.ndarray) -> dict:
@@ -72,11 +61,10 @@ def main() -> int:
     data, settings, scorer, tf, tr, vf, vr = default_recipe_features(
         args, max_train_pairs=None, text_stats=len(STAT_NAMES), negative_kinds=tuple(KINDS),
         train_weights=[1, 0.25], robustness=("lima-1k/lima.json", "code-alpaca/new_codealpaca.json"))
-    kinds = [getattr(p, "kind", "") for p in data.train]
     config = replace(scorer.head_config, members=1)
     results = {}
-    for name, kind_weights in VARIANTS.items():
-        w = np.array([kind_weights.get(k, 1.0) for k in kinds]) * np.array(data.weights)
+    for name, by_kind in VARIANTS.items():
+        w = np.array(kind_weights(data.train, by_kind)) * np.array(data.weights)
         member_scores, epochs = seed_heads(config, tf, tr, w, data, vf, vr, settings)
         for seed, scores, epoch in zip(SEEDS, member_scores, epochs):
             record_result(results, f"{name}, seed {seed}", figures(data.valid, vr, scores), epoch)

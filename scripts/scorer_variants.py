@@ -105,6 +105,21 @@ def train_head(config, train_feats, rows, weights, valid, valid_feats, valid_row
     return head, best[1], best[3]
 
 
+SEEDS = (42, 43)  # the shipped scorer's two members
+
+
+def seed_heads(config, train_feats, rows, weights, data, valid_feats, valid_rows, settings):
+    """One head per seed in SEEDS, as the shipped scorer's members: (each head's scores of the
+    validation items, its best epoch)."""
+    scores, epochs = [], []
+    for seed in SEEDS:
+        head, epoch, _ = train_head(config, train_feats, rows, weights, data.valid, valid_feats, valid_rows,
+                                    settings.epochs, settings.patience, seed=seed)
+        scores.append(head_scores(head, valid_feats, len(valid_feats.table)))
+        epochs.append(epoch)
+    return scores, epochs
+
+
 def parse_args(doc: str) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--data", default=DATA)

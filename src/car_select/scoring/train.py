@@ -20,7 +20,7 @@ import json
 import math
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -407,6 +407,11 @@ def with_negatives(pairs: Sequence[PreferencePair], extra_answers: Sequence[tupl
     return list(pairs) + build_suite(items, kinds or list(KINDS), seed=seed, pool="train", per_item=per_answer)
 
 
+def kind_weights(pairs: Sequence[PreferencePair], by_kind: Mapping[str, float]) -> list[float]:
+    """Each pair's loss weight by its corruption kind: by_kind's, 1 for other kinds and for file pairs."""
+    return [by_kind.get(getattr(p, "kind", ""), 1.0) for p in pairs]
+
+
 @dataclass
 class TrainingData:
     train: list[PreferencePair]  # file pairs, then corruption negatives (CorruptedPair)
@@ -447,7 +452,7 @@ def training_data(train_paths: Sequence[str], valid_paths: Sequence[str], *, rob
     if negatives_per_answer:
         train = with_negatives(train, extra, negatives_per_answer, seed, negative_kinds)
         sources += ["negatives"] * (len(train) - len(sources))
-        weights += [off_topic_weight if getattr(p, "kind", "") == "off_topic" else 1.0 for p in train[len(weights):]]
+        weights += kind_weights(train[len(weights):], {"off_topic": off_topic_weight})
     valid = {os.path.basename(path): read_pairs(path) for path in valid_paths}
     for path in robustness_paths:
         valid[f"robustness:{os.path.basename(path)}"] = robustness_pairs(path, 150, seed=0)
