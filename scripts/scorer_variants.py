@@ -66,16 +66,17 @@ def summary(valid: dict, rows: np.ndarray, item_scores: np.ndarray) -> dict:
 
 
 def train_head(config, train_feats, rows, weights, valid, valid_feats, valid_rows, epochs, patience, loss="pairwise",
-               labels=None, criterion=None, make_head=None, n_valid=None, seed=42):
+               labels=None, criterion=None, make_head=None, n_valid=None, seed=42, lr=1e-3, weight_decay=0.01):
     """One head; keeps the epoch whose validation summary is best by `criterion` (default: the mean).
     loss "pairwise": weighted logistic loss on rows (chosen, rejected); "classify": rows are item
     indices, labels 1 for a corrupted answer (a defect detector whose output is its logit).
     train_feats / valid_feats: item rows -> the head's arguments; make_head: another head than
     ScoringHead(config), over n_valid validation items. seed: of the head's initialisation and batch order
-    (the default scorer's members are seeds 42, 43, ...)."""
+    (the default scorer's members are seeds 42, 43, ...). lr, weight_decay: AdamW's, as TrainSettings'
+    lr_head and weight_decay."""
     seed_everything(seed)
     head = make_head() if make_head else ScoringHead(config)
-    opt = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=0.01)
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
     rng = np.random.default_rng(seed)
     w = torch.as_tensor(weights, dtype=torch.float32)
     criterion = criterion or (lambda s: s["mean"])
@@ -110,11 +111,13 @@ SEEDS = (42, 43)  # the shipped scorer's two members
 
 def seed_heads(config, train_feats, rows, weights, data, valid_feats, valid_rows, settings):
     """One head per seed in SEEDS, as the shipped scorer's members: (each head's scores of the
-    validation items, its best epoch)."""
+    validation items, its best epoch). settings: the TrainSettings whose epochs, patience, lr_head and
+    weight_decay the heads train with."""
     scores, epochs = [], []
     for seed in SEEDS:
         head, epoch, _ = train_head(config, train_feats, rows, weights, data.valid, valid_feats, valid_rows,
-                                    settings.epochs, settings.patience, seed=seed)
+                                    settings.epochs, settings.patience, seed=seed, lr=settings.lr_head,
+                                    weight_decay=settings.weight_decay)
         scores.append(head_scores(head, valid_feats, len(valid_feats.table)))
         epochs.append(epoch)
     return scores, epochs
