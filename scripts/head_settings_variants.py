@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from off_topic_weight_variants import figures  # noqa: E402
-from scorer_variants import (SEEDS, default_recipe_features, parse_args, record_result, seed_heads,  # noqa: E402
+from scorer_variants import (default_recipe_features, parse_args, record_seed_heads, seed_heads,  # noqa: E402
                              write_results)
 
 from car_select.scoring.corruptions import KINDS  # noqa: E402
@@ -64,20 +64,25 @@ def variant_figures(valid: dict, rows: np.ndarray, scores: np.ndarray) -> dict:
     return {**figures(valid, rows, scores), **length_lean(valid, rows, scores)}
 
 
-def main() -> int:
-    args = parse_args(__doc__)
-    data, settings, scorer, tf, tr, vf, vr = default_recipe_features(
+def shipped_recipe_features(args):
+    """default_recipe_features for the retrain command's data (every judged pair at weight 0.25,
+    negatives of every kind, off_topic ones at the shipped weight, every statistic) with the LIMA and
+    Code Alpaca validation suites."""
+    return default_recipe_features(
         args, max_train_pairs=None, text_stats=len(STAT_NAMES), negative_kinds=tuple(KINDS),
         train_weights=[1, 0.25], robustness=("lima-1k/lima.json", "code-alpaca/new_codealpaca.json"),
         off_topic_weight=TrainSettings.off_topic_weight)
+
+
+def main() -> int:
+    args = parse_args(__doc__)
+    data, settings, scorer, tf, tr, vf, vr = shipped_recipe_features(args)
     weights = np.array(data.weights)
     results = {}
     for name, (head_changes, settings_changes) in VARIANTS.items():
         config = replace(scorer.head_config, members=1, **head_changes)
         member_scores, epochs = seed_heads(config, tf, tr, weights, data, vf, vr, replace(settings, **settings_changes))
-        for seed, scores, epoch in zip(SEEDS, member_scores, epochs):
-            record_result(results, f"{name}, seed {seed}", variant_figures(data.valid, vr, scores), epoch)
-        record_result(results, f"{name}, both seeds", variant_figures(data.valid, vr, np.mean(member_scores, 0)), epochs)
+        record_seed_heads(results, name, member_scores, epochs, lambda scores: variant_figures(data.valid, vr, scores))
     write_results(results, args.out)
     return 0
 

@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from order_stat_variants import length_figures  # noqa: E402
-from scorer_variants import (SEEDS, default_recipe_features, parse_args, record_result, seed_heads,  # noqa: E402
+from scorer_variants import (default_recipe_features, parse_args, record_seed_heads, seed_heads,  # noqa: E402
                              set_scores, summary, write_results)
 
 from car_select.scoring.corruptions import KINDS  # noqa: E402
@@ -66,9 +66,7 @@ def main() -> int:
     for name, by_kind in VARIANTS.items():
         w = np.array(kind_weights(data.train, by_kind)) * np.array(data.weights)
         member_scores, epochs = seed_heads(config, tf, tr, w, data, vf, vr, settings)
-        for seed, scores, epoch in zip(SEEDS, member_scores, epochs):
-            record_result(results, f"{name}, seed {seed}", figures(data.valid, vr, scores), epoch)
-        record_result(results, f"{name}, both seeds", figures(data.valid, vr, np.mean(member_scores, 0)), epochs)
+        record_seed_heads(results, name, member_scores, epochs, lambda scores: figures(data.valid, vr, scores))
     write_results(results, args.out)
     return 0
 

@@ -123,6 +123,14 @@ def seed_heads(config, train_feats, rows, weights, data, valid_feats, valid_rows
     return scores, epochs
 
 
+def record_seed_heads(results: dict, name: str, member_scores: list, epochs: list, figures) -> None:
+    """Keep each seed's head and their mean (what would ship) as results "NAME, seed S" and
+    "NAME, both seeds"; figures(per-item scores) -> that variant's summary."""
+    for seed, scores, epoch in zip(SEEDS, member_scores, epochs):
+        record_result(results, f"{name}, seed {seed}", figures(scores), epoch)
+    record_result(results, f"{name}, both seeds", figures(np.mean(member_scores, 0)), epochs)
+
+
 def parse_args(doc: str) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--data", default=DATA)

@@ -46,6 +46,14 @@ def test_every_kind_really_degrades_the_answer():
     shuffled = corrupt(PROMPT, ANSWER, "shuffle_words", seed=3)
     assert sorted(words(shuffled)) == sorted(words(ANSWER)) and shuffled != ANSWER
     assert corrupt(PROMPT, ANSWER, "empty", seed=3) == ""
+    appended = corrupt(PROMPT, ANSWER, "off_topic_appended", seed=3, others=OTHERS)
+    assert any(appended == f"{ANSWER}\n\n{o}" for o in OTHERS if o != ANSWER)
+    stuffed = corrupt(PROMPT, ANSWER, "prompt_words_stuffed", seed=3)
+    extra = words(stuffed[len(ANSWER):])
+    assert stuffed.startswith(ANSWER) and len(extra) >= 40 and set(extra) <= {"How", "do", "I", "boil", "an", "egg?"}
+    padded = corrupt(PROMPT, ANSWER, "whitespace_pad", seed=3)
+    assert padded.strip() == ANSWER and len(padded) >= len(ANSWER) + 20
+    assert corrupt(PROMPT, ANSWER, "all_caps", seed=3) == ANSWER.upper()
 
 
 def test_generators_are_deterministic_given_a_seed_and_vary_with_it():
@@ -133,6 +141,21 @@ def test_text_stats_see_repetition_echo_and_truncation_past_any_token_window():
     assert text_stats(PROMPT, "Put the egg in boiling")[idx["ends_cleanly"]] == 0 < base[idx["ends_cleanly"]]
     assert text_stats(PROMPT, "")[idx["is_empty"]] == 1
     assert np.isfinite(text_stats("", "\ud800 x " * 3)).all()  # a lone surrogate does not break it
+
+
+def test_padding_whitespace_changes_no_statistic_but_its_own_and_capitals_show():
+    idx = {n: i for i, n in enumerate(STAT_NAMES)}
+    code = "def f(x):\n    if x:\n        return 1\n\n    return 2"
+    for answer in (ANSWER, code):
+        base = text_stats(PROMPT, answer)
+        assert base[idx["whitespace_excess"]] == 0  # the answer's own layout is not padding
+        for pad in (answer + " " * 3000, "\n" * 300 + answer, answer.replace(" ", " " * 40, 1)):
+            padded = text_stats(PROMPT, pad)
+            assert padded[idx["whitespace_excess"]] > 0.1
+            others = [i for n, i in idx.items() if n != "whitespace_excess"]
+            assert np.array_equal(padded[others], base[others])
+    assert text_stats(PROMPT, ANSWER.upper())[idx["uppercase_share"]] == 1
+    assert text_stats(PROMPT, ANSWER)[idx["uppercase_share"]] < 0.1
 
 
 def test_word_order_statistics_see_shuffled_words():

@@ -154,8 +154,8 @@ def test_training_data_names_each_pairs_source(tmp_path):
     assert plain.sources == ["a.jsonl"] * 6 and plain.trained_on == ["a.jsonl"]
 
 
-def test_training_negatives_draw_from_every_kind_and_validation_suites_from_the_diagnostics(tmp_path):
-    from car_select.scoring.corruptions import KINDS, SUITE_KINDS
+def test_training_negatives_draw_from_the_training_kinds_and_validation_suites_from_the_diagnostics(tmp_path):
+    from car_select.scoring.corruptions import KINDS, SUITE_KINDS, TRAINING_KINDS
     from car_select.scoring.train import training_data
 
     pairs = tmp_path / "p.jsonl"
@@ -167,7 +167,8 @@ def test_training_negatives_draw_from_every_kind_and_validation_suites_from_the_
                                     "output": f"Idea {i} means that things {i} work in several distinct ways."}
                                    for i in range(20)]))
     data = training_data([str(pairs)], [str(pairs)], robustness_paths=[str(answers)])
-    assert {p.kind for p in data.train[240:]} == set(KINDS)  # off_topic_similar included
+    assert {p.kind for p in data.train[240:]} == set(TRAINING_KINDS)  # off_topic_similar included
+    assert set(KINDS) - set(TRAINING_KINDS) == {"prompt_words_stuffed"} and "off_topic_similar" in TRAINING_KINDS
     assert {p.kind for p in data.valid["robustness:answers.json"]} == set(SUITE_KINDS)
     old = training_data([str(pairs)], [str(pairs)], negative_kinds=SUITE_KINDS)
     assert {p.kind for p in old.train[240:]} == set(SUITE_KINDS)

@@ -151,6 +151,32 @@ def empty(prompt, answer, rng, others, pool):
     return ""
 
 
+def off_topic_appended(prompt, answer, rng, others, pool):
+    """The answer with another record's answer after it: longer, and what was added answers something else."""
+    other = off_topic(prompt, answer, rng, others, pool)
+    return None if other is None else f"{answer}\n\n{other}"
+
+
+def prompt_words_stuffed(prompt, answer, rng, others, pool):
+    """The answer followed by 40 to 150 of the request's own words in random order (keyword stuffing)."""
+    words = _words(re.sub(r"^Instruction:\s*|\s*Input:\s*", " ", prompt))
+    if not words:
+        return None
+    return f"{answer} {' '.join(rng.choice(words) for _ in range(rng.randint(40, 150)))}"
+
+
+def whitespace_pad(prompt, answer, rng, others, pool):
+    """The answer padded with spaces and blank lines, which add characters and nothing a reader sees."""
+    pad = rng.choice((" " * rng.randint(200, 4000), "\n" * rng.randint(20, 400), (" \n" * rng.randint(20, 400))))
+    return f"{pad}{answer}" if rng.random() < 0.25 else f"{answer}{pad}"
+
+
+def all_caps(prompt, answer, rng, others, pool):
+    """The answer shouted in capitals (an uncased encoder cannot see it; a statistic can)."""
+    shouted = answer.upper()
+    return None if shouted == answer or sum(c.isalpha() for c in answer) < 10 else shouted
+
+
 Generator = Callable[[str, str, random.Random, Sequence[str], str], "str | None"]
 KINDS: dict[str, Generator] = {
     "repeat": repeat,
@@ -165,11 +191,19 @@ KINDS: dict[str, Generator] = {
     "refusal": refusal,
     "shuffle_words": shuffle_words,
     "empty": empty,
+    "off_topic_appended": off_topic_appended,
+    "prompt_words_stuffed": prompt_words_stuffed,
+    "whitespace_pad": whitespace_pad,
+    "all_caps": all_caps,
 }
 # The diagnostic's kinds by default (`eval-scorer --robustness`): every kind but off_topic_similar,
 # which is harder and partly a judgment of correctness (the answer to a similar request may be
 # nearly right), so it is reported on its own (`--kinds off_topic_similar`). Training draws from all.
 SUITE_KINDS = tuple(k for k in KINDS if k != "off_topic_similar")
+# The kinds training negatives are drawn from by default: every kind but prompt_words_stuffed, which
+# the diagnostic keeps. Trained on, it cost Auto-J (human-judged pairs) 17 of 971 pairs for no gain in
+# the mean of the validation accuracies (validation only: scripts/new_kind_variants.py, README).
+TRAINING_KINDS = tuple(k for k in KINDS if k != "prompt_words_stuffed")
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,10 @@ def saved_fingerprint(path: str | os.PathLike | None, config: dict | None = None
     h.update(json.dumps({"head": config["head"], "max_length": config.get("max_length", 256)}, sort_keys=True).encode())
     h.update(file_digest(head_file).encode())
     h.update(weights_fingerprint(config["encoder"]).encode())
+    if config["head"].get("text_stats"):  # the same head reads other inputs when the statistics change
+        from .textstats import STATS_VERSION
+
+        h.update(f"text statistics {STATS_VERSION}".encode())
     return h.hexdigest()[:32]
 
 

@@ -20,7 +20,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-STATS_VERSION = 4  # 4: order and layout statistics appended (a scorer taking the first 18 or 20 is unchanged)
+# 4: order and layout statistics appended (a scorer taking the first 18 or 20 is unchanged); 5: every
+# statistic reads the response with its padding whitespace removed, and two are appended (whitespace
+# excess, uppercase share)
+STATS_VERSION = 5
 STAT_NAMES = (
     "log_chars",
     "log_words",
@@ -45,6 +48,8 @@ STAT_NAMES = (
     "order_compression_gain",
     "bracket_mismatch_share",
     "line_breaks_per_word",
+    "whitespace_excess",
+    "uppercase_share",
 )
 _EDGE = 30  # words at each end of the response: padding is added there, past the encoder's window
 _FIRST = {"i", "me", "my", "mine", "myself", "we", "us", "our"}
@@ -60,6 +65,22 @@ _SCAN = 20_000  # characters looked at for the n-gram statistics (length counts 
 _ORDER_SCAN = 4_000  # characters compressed for the order statistic: order shows in any few lines
 _BRACKET = re.compile(r"[()\[\]{}]")
 _OPENER = {")": "(", "]": "[", "}": "{"}
+_LINE_END_SPACE = re.compile(r"[ \t]+(?=\n)")
+_BLANK_LINES = re.compile(r"\n{3,}")
+_INNER_SPACE = re.compile(r"(?<=\S)[ \t]{2,}")
+_INDENT = re.compile(r"(?m)^[ \t]{33,}")
+
+
+def tidy_whitespace(text: str) -> str:
+    """The text without padding whitespace: trailing spaces, more than one blank line, runs of spaces
+    inside a line, indentation past 32, and the ends stripped. The encoder's tokens never see
+    whitespace, but length and layout statistics would, so 2,000 appended spaces made an answer look
+    longer and better laid out; code keeps its indentation and line breaks."""
+    text = _LINE_END_SPACE.sub("", text)
+    text = _BLANK_LINES.sub("\n\n", text)
+    text = _INNER_SPACE.sub(" ", text)
+    text = _INDENT.sub(" " * 32, text)
+    return text.strip()
 
 
 def _repeated_share(items: Sequence) -> float:
@@ -122,7 +143,9 @@ def _order_and_layout(head: str, words: list[str]) -> list[float]:
 
 def text_stats(prompt: str, response: str, count: int = len(STAT_NAMES)) -> np.ndarray:
     """The first `count` of STAT_NAMES for a rendered prompt and its response, each roughly in [0, 1]
-    (the word-order, order and layout ones, last, are computed only when asked for)."""
+    (the word-order, order and layout ones, last, are computed only when asked for). Every one but
+    whitespace_excess reads the response with tidy_whitespace applied."""
+    raw_response, response = response, tidy_whitespace(response)
     head = response[:_SCAN]
     words = [w.lower() for w in _WORD.findall(head)]
     n_words_total = len(words) if len(response) <= _SCAN else int(len(words) * len(response) / len(head))
@@ -163,6 +186,10 @@ def text_stats(prompt: str, response: str, count: int = len(STAT_NAMES)) -> np.n
         row += _word_order(tokens)
         if count > len(row):
             row += _order_and_layout(head, tokens)
+        if count > len(row):
+            letters = [c for c in head if c.isalpha()]
+            row += [1.0 - len(response) / len(raw_response) if raw_response else 0.0,
+                    sum(c.isupper() for c in letters) / len(letters) if letters else 0.0]
     return np.array(row[:count], dtype=np.float32)
 
 

@@ -44,9 +44,10 @@ class TrainSettings:
     # the other shipped scorer's ("car-paper": the paper's IQS objective over the whole-text view).
     objective: str = "pairwise"
     views: list[str] = field(default_factory=lambda: ["full", "prompt", "response"])
-    # All 23 of textstats.STAT_NAMES: the last 3 (order and layout) were chosen on a Code Alpaca
-    # corruption suite held apart for validation (scripts/order_stat_variants.py, README)
-    text_stats: int = 23
+    # All 25 of textstats.STAT_NAMES: the order and layout ones were chosen on a Code Alpaca corruption
+    # suite held apart for validation (scripts/order_stat_variants.py, README); the last 2 (whitespace
+    # excess, uppercase share) see padding and shouting the uncased encoder cannot
+    text_stats: int = 25
     negatives_per_answer: int = 1  # corruption negatives per chosen answer (used by the CLI's data assembly)
     # Loss weight of the off_topic negatives (another record's answer; other negatives weigh 1): at 1 the
     # head ranked fluent code for another request above the right answer (validation only:
@@ -397,14 +398,14 @@ def with_negatives(pairs: Sequence[PreferencePair], extra_answers: Sequence[tupl
                    per_answer: int = 1, seed: int = 42, kinds: Sequence[str] | None = None) -> list[PreferencePair]:
     """`pairs` plus corruption negatives: every distinct chosen answer of `pairs`, and every
     (prompt, answer) of `extra_answers`, above `per_answer` degraded copies of itself (train-pool
-    wordings, kinds drawn evenly from `kinds`, None: every kind). These pairs are where length and
+    wordings, kinds drawn evenly from `kinds`, None: corruptions.TRAINING_KINDS). These pairs are where length and
     quality disagree, or where a fluent answer does not answer this request."""
-    from .corruptions import KINDS, build_suite
+    from .corruptions import TRAINING_KINDS, build_suite
 
     if per_answer < 1:
         return list(pairs)
     items = list(dict.fromkeys([(p.prompt, p.chosen) for p in pairs] + list(extra_answers)))
-    return list(pairs) + build_suite(items, kinds or list(KINDS), seed=seed, pool="train", per_item=per_answer)
+    return list(pairs) + build_suite(items, kinds or list(TRAINING_KINDS), seed=seed, pool="train", per_item=per_answer)
 
 
 def kind_weights(pairs: Sequence[PreferencePair], by_kind: Mapping[str, float]) -> list[float]:
@@ -432,7 +433,7 @@ def training_data(train_paths: Sequence[str], valid_paths: Sequence[str], *, rob
     (eval-pool wordings) of 150 answers per robustness path. train_weights: one per --train file, the
     weight of its pairs in the loss (negatives weigh 1, off_topic ones off_topic_weight); weights are
     None where every pair weighs 1. negative_kinds: the corruption kinds the negatives are drawn from
-    (None: every kind; the validation suites keep the diagnostic's kinds)."""
+    (None: corruptions.TRAINING_KINDS; the validation suites keep the diagnostic's kinds)."""
     from .card import answer_items, robustness_pairs
     from .pairs import read_pairs
 

@@ -1,0 +1,55 @@
+"""Which of the four newer corruption kinds to train on, chosen on validation only.
+
+The four kinds (off_topic_appended, prompt_words_stuffed, whitespace_pad, all_caps) fill holes found
+by scripts/unseen_corruptions.py-style probes on LIMA: another answer appended after the right one,
+the request's words stuffed after it, trailing whitespace (which fooled every scorer before the text
+statistics learnt to ignore it) and capitals. With all four drawn as training negatives the retrain
+command lost 33 Auto-J pairs; these variants drop some of them from training (their negatives get
+weight 0, so every variant reuses the retrain command's cached features) and keep everything else.
+Validation suites (LIMA, Code Alpaca new_codealpaca.json) hold all 15 suite kinds in every variant.
+Each variant is what would ship: two heads (seeds 42 and 43, each kept at its best epoch on the mean
+of the four validation accuracies) averaged, with the length lean of head_settings_variants.py.
+About 15 minutes on 2 cores once the retrain command has filled the cache.
+
+    python scripts/new_kind_variants.py --out docs/new_kind_variants.json
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import replace
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from head_settings_variants import shipped_recipe_features, variant_figures  # noqa: E402
+from scorer_variants import parse_args, record_seed_heads, seed_heads, write_results  # noqa: E402
+
+from car_select.scoring.train import kind_weights  # noqa: E402
+
+NEW_KINDS = ("off_topic_appended", "prompt_words_stuffed", "whitespace_pad", "all_caps")
+VARIANTS = {  # name: the new kinds left out of training
+    "all four new kinds": (),
+    "without off_topic_appended and prompt_words_stuffed": ("off_topic_appended", "prompt_words_stuffed"),
+    "without off_topic_appended": ("off_topic_appended",),
+    "without prompt_words_stuffed": ("prompt_words_stuffed",),
+    "none of the four (whitespace-tidy statistics only)": NEW_KINDS,
+}
+
+
+def main() -> int:
+    args = parse_args(__doc__)
+    data, settings, scorer, tf, tr, vf, vr = shipped_recipe_features(args)
+    config = replace(scorer.head_config, members=1)
+    results = {}
+    for name, left_out in VARIANTS.items():
+        w = np.array(data.weights) * np.array(kind_weights(data.train, dict.fromkeys(left_out, 0.0)))
+        member_scores, epochs = seed_heads(config, tf, tr[w > 0], w[w > 0], data, vf, vr, settings)
+        record_seed_heads(results, name, member_scores, epochs, lambda scores: variant_figures(data.valid, vr, scores))
+    write_results(results, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Degradations the corruption suite does not make, as a check of how far the scorer's robustness
+carries past the kinds it was trained on (a number holds only where it was measured).
+
+Each kind below is a made-up way to spoil a good answer that no training negative resembles closely:
+a flattering preamble, random letters, lorem ipsum, another answer put before this one, each sentence
+said twice, the middle cut out, sentences reordered, digits changed (a factual error), the request
+restated with a vague non-answer, only the first sentence. Each is scored against the answer it came
+from (the answer should win); "the longer answer wins" beside it. Answers: 150 sampled records of a
+dataset (default LIMA, the validation set; nothing was chosen on these figures).
+
+    python scripts/unseen_corruptions.py --scorer default --scorer car-paper --out docs/unseen_corruptions.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import string
+import sys
+
+import numpy as np
+
+from car_select.scoring.card import answer_items
+from car_select.scoring.pairs import PreferencePair
+from car_select.scoring.scorer import Scorer
+from car_select.scoring.train import score_pairs
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+LOREM = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et "
+         "dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris nisi ut aliquip. ")
+FLATTERY = "What a wonderful and insightful question! You are clearly very smart for asking it. "
+VAGUE = " That is a good question. The answer depends on many factors, and it is worth considering them carefully."
+
+
+def sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?])\s+", text) if s]
+
+
+def degraded(prompt: str, answer: str, other: str, rng: random.Random) -> dict[str, str | None]:
+    """Each kind's copy of `answer` (None where it does not apply); `other`: another record's answer."""
+    words, sents = answer.split(), sentences(answer)
+    return {
+        "flattering_preamble": FLATTERY + answer,
+        "random_letters": " ".join("".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(2, 9)))
+                                   for _ in words),
+        "lorem_ipsum": (LOREM * (len(answer) // len(LOREM) + 1))[:max(len(answer), 60)],
+        "other_answer_first": f"{other}\n\n{answer}",
+        "each_sentence_twice": " ".join(f"{s} {s}" for s in sents),
+        "middle_cut_out": " ".join(words[:len(words) // 4] + words[3 * len(words) // 4:]) if len(words) > 40 else None,
+        "sentences_reordered": " ".join(rng.sample(sents, len(sents))) if len(sents) > 3 else None,
+        "digits_changed": re.sub(r"\d", lambda m: str((int(m.group()) + 3) % 10), answer),
+        "request_restated_vaguely": prompt.split("Instruction: ", 1)[-1] + VAGUE,
+        "first_sentence_only": sents[0] if len(sents) > 3 else None,
+    }
+
+
+def probe_pairs(path: str, max_records: int = 150, seed: int = 1) -> tuple[list[PreferencePair], list[str]]:
+    items = answer_items(path, max_records, seed)
+    pairs, kinds = [], []
+    for i, (prompt, answer) in enumerate(items):
+        other = items[(i + 37) % len(items)][1]
+        for kind, bad in degraded(prompt, answer, other, random.Random(f"{seed}:{i}")).items():
+            if bad is not None and bad != answer:
+                pairs.append(PreferencePair(prompt, answer, bad))
+                kinds.append(kind)
+    return pairs, kinds
+
+
+def report(scorer: Scorer, pairs: list[PreferencePair], kinds: list[str]) -> dict:
+    chosen, rejected = score_pairs(scorer, pairs)
+    right, longer = chosen > rejected, np.array([len(p.chosen) > len(p.rejected) for p in pairs])
+    kind_of = np.array(kinds)
+    per_kind = {k: {"accuracy": round(float(right[kind_of == k].mean()), 4),
+                    "length_baseline": round(float(longer[kind_of == k].mean()), 4), "n_pairs": int((kind_of == k).sum())}
+                for k in dict.fromkeys(kinds)}
+    return {"accuracy": round(float(right.mean()), 4), "length_baseline": round(float(longer.mean()), 4),
+            "n_pairs": len(pairs), "per_kind": per_kind}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=os.path.join(DATA, "lima-1k", "lima.json"))
+    ap.add_argument("--scorer", action="append", help="a shipped scorer's name or a scorer directory (repeatable)")
+    ap.add_argument("--out", default=None, help="write the results here as JSON")
+    args = ap.parse_args()
+    pairs, kinds = probe_pairs(args.data)
+    results = {"data": os.path.basename(args.data)}
+    for name in args.scorer or ["default"]:
+        results[name] = report(Scorer.load(name), pairs, kinds)
+    text = json.dumps(results, indent=1)
+    print(text)
+    if args.out:
+        from car_select.atomic import atomic_path
+
+        with atomic_path(args.out) as tmp:
+            with open(tmp, "w") as f:
+                f.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
