@@ -198,7 +198,8 @@ KINDS: dict[str, Generator] = {
 }
 # The diagnostic's kinds by default (`eval-scorer --robustness`): every kind but off_topic_similar,
 # which is harder and partly a judgment of correctness (the answer to a similar request may be
-# nearly right), so it is reported on its own (`--kinds off_topic_similar`). Training draws from all.
+# nearly right), so it is reported on its own (`--kinds off_topic_similar`). Training draws from
+# TRAINING_KINDS (below), off_topic_similar included.
 SUITE_KINDS = tuple(k for k in KINDS if k != "off_topic_similar")
 # The kinds training negatives are drawn from by default: every kind but prompt_words_stuffed, which
 # the diagnostic keeps. Trained on, it cost Auto-J (human-judged pairs) 17 of 971 pairs for no gain in
