@@ -23,13 +23,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from off_topic_weight_variants import figures  # noqa: E402
-from scorer_variants import (default_recipe_features, parse_args, record_seed_heads, seed_heads,  # noqa: E402
-                             write_results)
+from scorer_variants import parse_args, record_seed_heads, seed_heads, shipped_recipe_features, write_results  # noqa: E402
 
-from car_select.scoring.corruptions import KINDS  # noqa: E402
 from car_select.scoring.evaluate import spearman  # noqa: E402
-from car_select.scoring.textstats import STAT_NAMES  # noqa: E402
-from car_select.scoring.train import TrainSettings  # noqa: E402
 
 # name: (head config changes, training settings changes), each from the shipped recipe
 VARIANTS = {
@@ -62,16 +58,6 @@ def length_lean(valid: dict, rows: np.ndarray, scores: np.ndarray) -> dict:
 
 def variant_figures(valid: dict, rows: np.ndarray, scores: np.ndarray) -> dict:
     return {**figures(valid, rows, scores), **length_lean(valid, rows, scores)}
-
-
-def shipped_recipe_features(args):
-    """default_recipe_features for the retrain command's data (every judged pair at weight 0.25,
-    negatives of every kind, off_topic ones at the shipped weight, every statistic) with the LIMA and
-    Code Alpaca validation suites."""
-    return default_recipe_features(
-        args, max_train_pairs=None, text_stats=len(STAT_NAMES), negative_kinds=tuple(KINDS),
-        train_weights=[1, 0.25], robustness=("lima-1k/lima.json", "code-alpaca/new_codealpaca.json"),
-        off_topic_weight=TrainSettings.off_topic_weight)
 
 
 def main() -> int:

@@ -23,8 +23,8 @@ from dataclasses import replace
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from head_settings_variants import shipped_recipe_features, variant_figures  # noqa: E402
-from scorer_variants import parse_args, record_seed_heads, seed_heads, write_results  # noqa: E402
+from head_settings_variants import variant_figures  # noqa: E402
+from scorer_variants import parse_args, record_seed_heads, seed_heads, shipped_recipe_features, write_results  # noqa: E402
 
 from car_select.scoring.train import kind_weights  # noqa: E402
 

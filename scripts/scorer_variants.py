@@ -24,9 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from car_select.scoring.corruptions import SUITE_KINDS
+from car_select.scoring.corruptions import KINDS, SUITE_KINDS
 from car_select.scoring.evaluate import evaluate_pairs, robustness_report
 from car_select.scoring.model import ScoringHead
+from car_select.scoring.textstats import STAT_NAMES
 from car_select.scoring.train import TrainSettings, prepare, seed_everything, training_data
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
@@ -170,6 +171,16 @@ def default_recipe_features(args: argparse.Namespace, max_train_pairs: int | Non
     data = recipe_data(args, max_train_pairs, **data_options)
     settings = TrainSettings(seed=42, text_stats=text_stats)
     return (data, settings, *prepare(data.train, data.valid, settings, cache_dir=args.cache_dir))
+
+
+def shipped_recipe_features(args):
+    """default_recipe_features for the retrain command's data (every judged pair at weight 0.25,
+    negatives of every kind, off_topic ones at the shipped weight, every statistic) with the LIMA and
+    Code Alpaca validation suites."""
+    return default_recipe_features(
+        args, max_train_pairs=None, text_stats=len(STAT_NAMES), negative_kinds=tuple(KINDS),
+        train_weights=[1, 0.25], robustness=("lima-1k/lima.json", "code-alpaca/new_codealpaca.json"),
+        off_topic_weight=TrainSettings.off_topic_weight)
 
 
 def record_result(results: dict, name: str, summary_: dict, epoch: int | list[int] | None) -> None:

@@ -5,7 +5,8 @@ Each kind below is a made-up way to spoil a good answer that no training negativ
 a flattering preamble, random letters, lorem ipsum, another answer put before this one, each sentence
 said twice, the middle cut out, sentences reordered, digits changed (a factual error), the request
 restated with a vague non-answer, only the first sentence. Each is scored against the answer it came
-from (the answer should win); "the longer answer wins" beside it. Answers: 150 sampled records of a
+from (the answer should win; a tie counts half, as in every robustness figure); "the longer answer
+wins" beside it. Answers: 150 sampled records of a
 dataset (default LIMA, the validation set; nothing was chosen on these figures).
 
     python scripts/unseen_corruptions.py --scorer default --scorer car-paper --out docs/unseen_corruptions.json
@@ -14,21 +15,21 @@ dataset (default LIMA, the validation set; nothing was chosen on these figures).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import re
 import string
 import sys
 
-import numpy as np
+sys.path.insert(0, os.path.dirname(__file__))
+from scorer_variants import DATA, write_results  # noqa: E402
 
-from car_select.scoring.card import answer_items
-from car_select.scoring.pairs import PreferencePair
-from car_select.scoring.scorer import Scorer
-from car_select.scoring.train import score_pairs
+from car_select.scoring.card import answer_items  # noqa: E402
+from car_select.scoring.corruptions import CorruptedPair  # noqa: E402
+from car_select.scoring.evaluate import robustness_report  # noqa: E402
+from car_select.scoring.scorer import Scorer  # noqa: E402
+from car_select.scoring.train import score_pairs  # noqa: E402
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 LOREM = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et "
          "dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris nisi ut aliquip. ")
 FLATTERY = "What a wonderful and insightful question! You are clearly very smart for asking it. "
@@ -57,27 +58,15 @@ def degraded(prompt: str, answer: str, other: str, rng: random.Random) -> dict[s
     }
 
 
-def probe_pairs(path: str, max_records: int = 150, seed: int = 1) -> tuple[list[PreferencePair], list[str]]:
+def probe_pairs(path: str, max_records: int = 150, seed: int = 1) -> list[CorruptedPair]:
     items = answer_items(path, max_records, seed)
-    pairs, kinds = [], []
+    pairs = []
     for i, (prompt, answer) in enumerate(items):
         other = items[(i + 37) % len(items)][1]
         for kind, bad in degraded(prompt, answer, other, random.Random(f"{seed}:{i}")).items():
             if bad is not None and bad != answer:
-                pairs.append(PreferencePair(prompt, answer, bad))
-                kinds.append(kind)
-    return pairs, kinds
-
-
-def report(scorer: Scorer, pairs: list[PreferencePair], kinds: list[str]) -> dict:
-    chosen, rejected = score_pairs(scorer, pairs)
-    right, longer = chosen > rejected, np.array([len(p.chosen) > len(p.rejected) for p in pairs])
-    kind_of = np.array(kinds)
-    per_kind = {k: {"accuracy": round(float(right[kind_of == k].mean()), 4),
-                    "length_baseline": round(float(longer[kind_of == k].mean()), 4), "n_pairs": int((kind_of == k).sum())}
-                for k in dict.fromkeys(kinds)}
-    return {"accuracy": round(float(right.mean()), 4), "length_baseline": round(float(longer.mean()), 4),
-            "n_pairs": len(pairs), "per_kind": per_kind}
+                pairs.append(CorruptedPair(prompt, answer, bad, kind=kind))
+    return pairs
 
 
 def main() -> int:
@@ -86,18 +75,11 @@ def main() -> int:
     ap.add_argument("--scorer", action="append", help="a shipped scorer's name or a scorer directory (repeatable)")
     ap.add_argument("--out", default=None, help="write the results here as JSON")
     args = ap.parse_args()
-    pairs, kinds = probe_pairs(args.data)
+    pairs = probe_pairs(args.data)
     results = {"data": os.path.basename(args.data)}
     for name in args.scorer or ["default"]:
-        results[name] = report(Scorer.load(name), pairs, kinds)
-    text = json.dumps(results, indent=1)
-    print(text)
-    if args.out:
-        from car_select.atomic import atomic_path
-
-        with atomic_path(args.out) as tmp:
-            with open(tmp, "w") as f:
-                f.write(text + "\n")
+        results[name] = robustness_report(pairs, *score_pairs(Scorer.load(name), pairs))
+    write_results(results, args.out)
     return 0
 
 

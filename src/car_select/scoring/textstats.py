@@ -158,6 +158,7 @@ def text_stats(prompt: str, response: str, count: int = len(STAT_NAMES)) -> np.n
     content = [w for w in prompt_set if len(w) > 3]
     word_set = set(words)
     resp_grams = _char_grams(head)
+    letters = [c for c in head if c.isalpha()]  # letter share and, when asked for, uppercase share
     tail_words = [w.lower() for w in _WORD.findall(response[-_SCAN:])]
     edge = max(3, min(_EDGE, len(tail_words) // 3))  # a short answer's ends are its thirds
     first, last = words[:edge], tail_words[-edge:]
@@ -175,7 +176,7 @@ def text_stats(prompt: str, response: str, count: int = len(STAT_NAMES)) -> np.n
         len(resp_grams & _char_grams(prompt[:_SCAN])) / len(resp_grams) if resp_grams else 0.0,
         math.log((n_words_total + 1) / (len(prompt_words) + 1)) / 5.0,
         float(not response.strip()),
-        sum(c.isalpha() for c in head) / len(head) if head else 0.0,
+        len(letters) / len(head) if head else 0.0,
         _edge_overlap(first, set(words[edge:]), prompt_set),
         _edge_overlap(last, set(tail_words[:-edge]), prompt_set),
         sum(w in _FIRST for w in last) / len(last) if last else 0.0,
@@ -187,7 +188,6 @@ def text_stats(prompt: str, response: str, count: int = len(STAT_NAMES)) -> np.n
         if count > len(row):
             row += _order_and_layout(head, tokens)
         if count > len(row):
-            letters = [c for c in head if c.isalpha()]
             row += [1.0 - len(response) / len(raw_response) if raw_response else 0.0,
                     sum(c.isupper() for c in letters) / len(letters) if letters else 0.0]
     return np.array(row[:count], dtype=np.float32)
