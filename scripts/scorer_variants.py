@@ -18,6 +18,7 @@ import copy
 import json
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -27,7 +28,6 @@ from torch import nn
 from car_select.scoring.corruptions import KINDS, SUITE_KINDS
 from car_select.scoring.evaluate import evaluate_pairs, robustness_report
 from car_select.scoring.model import ScoringHead
-from car_select.scoring.textstats import STAT_NAMES
 from car_select.scoring.train import TrainSettings, prepare, seed_everything, training_data
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
@@ -164,21 +164,22 @@ def recipe_data(args: argparse.Namespace, max_train_pairs: int | None = 3000, *,
 
 
 def default_recipe_features(args: argparse.Namespace, max_train_pairs: int | None = 3000, text_stats: int = 18,
-                            **data_options):
+                            views: Sequence[str] | None = None, **data_options):
     """recipe_data, its settings and its cached features:
     (data, settings, scorer, train features, train rows, valid features, valid rows).
-    text_stats: how many of textstats.STAT_NAMES the head takes (18: what these variants were run with)."""
+    text_stats: how many of textstats.STAT_NAMES the head takes (18: what these variants were run with);
+    views: the head's views (None: TrainSettings')."""
     data = recipe_data(args, max_train_pairs, **data_options)
-    settings = TrainSettings(seed=42, text_stats=text_stats)
+    settings = TrainSettings(seed=42, text_stats=text_stats, **({"views": list(views)} if views else {}))
     return (data, settings, *prepare(data.train, data.valid, settings, cache_dir=args.cache_dir))
 
 
-def shipped_recipe_features(args):
+def shipped_recipe_features(args, text_stats: int = TrainSettings.text_stats, views: Sequence[str] | None = None):
     """default_recipe_features for the retrain command's data (every judged pair at weight 0.25,
-    negatives of every kind, off_topic ones at the shipped weight, every statistic) with the LIMA and
-    Code Alpaca validation suites."""
+    negatives of every kind, off_topic ones at the shipped weight, the shipped statistics unless
+    asked for more) with the LIMA and Code Alpaca validation suites."""
     return default_recipe_features(
-        args, max_train_pairs=None, text_stats=len(STAT_NAMES), negative_kinds=tuple(KINDS),
+        args, max_train_pairs=None, text_stats=text_stats, views=views, negative_kinds=tuple(KINDS),
         train_weights=[1, 0.25], robustness=("lima-1k/lima.json", "code-alpaca/new_codealpaca.json"),
         off_topic_weight=TrainSettings.off_topic_weight)
 

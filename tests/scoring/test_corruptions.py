@@ -158,6 +158,19 @@ def test_padding_whitespace_changes_no_statistic_but_its_own_and_capitals_show()
     assert text_stats(PROMPT, ANSWER)[idx["uppercase_share"]] < 0.1
 
 
+def test_second_half_new_words_sees_another_answer_appended_and_not_a_repeat():
+    idx = {n: i for i, n in enumerate(STAT_NAMES)}["second_half_new_words"]
+    answer = ("Put the egg in a pot of cold water and bring the water to a boil. Leave the egg in the hot "
+              "water for ten minutes, then cool the egg under cold water before you peel it.")
+    other = ("Photosynthesis lets green plants turn sunlight, carbon dioxide and water into glucose; "
+             "chlorophyll inside chloroplasts captures the light energy.")
+    base = text_stats(PROMPT, answer)[idx]
+    appended = text_stats(PROMPT, corrupt(PROMPT, answer, "off_topic_appended", seed=0, others=[other]))[idx]
+    assert appended > base + 0.1  # a natural answer's second half brings new words too, fewer
+    assert text_stats(PROMPT, f"{answer} {answer}")[idx] == 0  # the second half says nothing new
+    assert text_stats(PROMPT, "")[idx] == 0
+
+
 def test_word_order_statistics_see_shuffled_words():
     idx = {n: i for i, n in enumerate(STAT_NAMES)}
     answer = ("Put the egg in a pot of cold water. Bring the water to a boil over high heat. Then turn off "

@@ -31,7 +31,7 @@ from torch import nn
 from ..encode import run_batches
 from ..errors import CarSelectError
 from .evaluate import ScorerEvaluation, evaluate_pairs
-from .model import OBJECTIVES, VIEWS, ScoringHead
+from .model import OBJECTIVES, VIEW_SETS, ScoringHead
 from .pairs import PreferencePair
 from .scorer import Scorer
 from .textstats import STAT_NAMES
@@ -43,10 +43,12 @@ class TrainSettings:
     # Defaults: the shipped default scorer's recipe, chosen on validation (see README); RECIPES holds
     # the other shipped scorer's ("car-paper": the paper's IQS objective over the whole-text view).
     objective: str = "pairwise"
-    views: list[str] = field(default_factory=lambda: ["full", "prompt", "response"])
-    # All 25 of textstats.STAT_NAMES: the order and layout ones were chosen on a Code Alpaca corruption
+    # The response's halves as well (VIEW_SETS[2]) lost on validation (scripts/halves_variants.py, README)
+    views: list[str] = field(default_factory=lambda: list(VIEW_SETS[1]))
+    # The first 25 of textstats.STAT_NAMES: the order and layout ones were chosen on a Code Alpaca corruption
     # suite held apart for validation (scripts/order_stat_variants.py, README); the last 2 (whitespace
-    # excess, uppercase share) see padding and shouting the uncased encoder cannot
+    # excess, uppercase share) see padding and shouting the uncased encoder cannot; the 26th
+    # (second_half_new_words) lost on validation (scripts/halves_variants.py, README)
     text_stats: int = 25
     negatives_per_answer: int = 1  # corruption negatives per chosen answer (used by the CLI's data assembly)
     # Loss weight of the off_topic negatives (another record's answer; other negatives weigh 1): at 1 the
@@ -75,8 +77,8 @@ class TrainSettings:
     precision: str = "auto"
 
     def validate(self) -> "TrainSettings":
-        if list(self.views) not in (["full"], list(VIEWS)):
-            raise CarSelectError(f"views must be ['full'] or {list(VIEWS)}, got {self.views}")
+        if list(self.views) not in VIEW_SETS:
+            raise CarSelectError(f"views must be one of {VIEW_SETS}, got {self.views}")
         if not 0 <= self.text_stats <= len(STAT_NAMES):
             raise CarSelectError(f"text_stats must be between 0 and {len(STAT_NAMES)}, got {self.text_stats}")
         if self.objective == "triplet" and (list(self.views) != ["full"] or self.text_stats):
@@ -164,7 +166,7 @@ class _Features:
         if precompute:
             from tqdm.auto import tqdm
 
-            shape = (len(items), 3, cfg.num_layers, cfg.hidden_size) if self.multi_view else \
+            shape = (len(items), len(cfg.views), cfg.num_layers, cfg.hidden_size) if self.multi_view else \
                 (len(items), cfg.num_layers, cfg.hidden_size)
             self.table = torch.zeros(shape)
             with tqdm(total=len(items), desc=f"encode {desc}", unit="text", leave=False, disable=quiet) as bar:
@@ -187,7 +189,8 @@ class _Features:
         h = hashlib.sha256()
         s = self.scorer
         h.update(json.dumps([TRAIN_FEATURES_VERSION, s.fingerprint(embedding_only=True), s.max_length,
-                             self.multi_view, str(s.dtype), s.device.type, batch_tokens]).encode())
+                             self.multi_view, list(s.head_config.views), str(s.dtype), s.device.type,
+                             batch_tokens]).encode())
         for p, r in items:
             h.update(json.dumps([p, r]).encode("utf-8", "surrogatepass"))
         return Path(cache_dir) / "training-features" / f"{h.hexdigest()[:32]}.pt"

@@ -1,0 +1,88 @@
+"""Does the head gain from the response's two halves, and from a statistic of its second half?
+Chosen on validation only.
+
+The shipped head pooled the response whole, so another record's answer appended after the right one
+was averaged into it: the previous default ranked such an answer above the plain one 4 to 5 times in
+10. Two new inputs look at the response's second half:
+- the halves views (model.HALF_VIEWS) pool the first and the second half of the response's tokens
+  apart, and the head takes their per-layer cosines with the prompt and with each other (inside the
+  encoder's window only);
+- the statistic second_half_new_words (textstats) reads the whole response.
+Every variant trains on the same cached five-view features (a three-view head reads the first three
+views, the same bytes three-view features are; a 25-statistic head the first 25 columns), with the
+retrain command's data and training kinds, the LIMA and Code Alpaca validation suites, and two seeds
+averaged as the shipped scorer does. Figures include the length lean of head_settings_variants.py.
+About 20 minutes on 2 cores once the features are cached (computing them adds about 8).
+
+    python scripts/halves_variants.py --out docs/halves_variants.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import replace
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from head_settings_variants import variant_figures  # noqa: E402
+from scorer_variants import parse_args, record_seed_heads, seed_heads, shipped_recipe_features, write_results  # noqa: E402
+
+from car_select.scoring.corruptions import KINDS, TRAINING_KINDS  # noqa: E402
+from car_select.scoring.model import VIEW_SETS  # noqa: E402
+from car_select.scoring.train import kind_weights  # noqa: E402
+
+
+class Sliced:
+    """Features restricted to their first `views` views and `stats` statistics."""
+
+    def __init__(self, feats, views: int, stats: int):
+        self.feats, self.views, self.stats, self.table = feats, views, stats, feats.table
+
+    def __call__(self, rows):
+        pooled, stats = self.feats(rows)
+        return pooled[:, :self.views], stats[:, :self.stats]
+
+
+VARIANTS = {  # name: (views, statistics, off_topic_appended negatives' loss weight, only those in the window)
+    "three views, 25 statistics (the previous default)": (VIEW_SETS[1], 25, 1.0, False),
+    "three views, 26 statistics (second_half_new_words)": (VIEW_SETS[1], 26, 1.0, False),
+    "five views (the response's halves), 26 statistics": (VIEW_SETS[2], 26, 1.0, False),
+    "five views, 26 statistics, off_topic_appended negatives at weight 3": (VIEW_SETS[2], 26, 3.0, False),
+    "three views, 25 statistics, off_topic_appended negatives at weight 3": (VIEW_SETS[1], 25, 3.0, False),
+    "three views, 26 statistics, off_topic_appended negatives at weight 3": (VIEW_SETS[1], 26, 3.0, False),
+    # Half the appended negatives append past the encoder's window, where only length and the
+    # statistics show them: do they teach "longer is worse", against the judged pairs?
+    "three views, 25 statistics, only the appended negatives the window shows": (VIEW_SETS[1], 25, 1.0, True),
+    "three views, 25 statistics, only the appended negatives the window shows, at weight 3": (VIEW_SETS[1], 25, 3.0, True),
+}
+WINDOW_MARGIN = 16  # tokens of the appended answer the window must show
+
+
+def main() -> int:
+    args = parse_args(__doc__)
+    data, settings, scorer, tf, tr, vf, vr = shipped_recipe_features(args, text_stats=26, views=VIEW_SETS[2])
+    # the shipped training kinds: every kind TRAINING_KINDS leaves out weighs 0
+    left_out = {kind: 0.0 for kind in KINDS if kind not in TRAINING_KINDS}
+    # variants already in --out are kept, not rerun (each takes about 5 minutes)
+    results = json.load(open(args.out)) if args.out and os.path.exists(args.out) else {}
+    hidden = np.array([getattr(p, "kind", "") == "off_topic_appended"
+                       and len(tf.ids[r[0]]) >= scorer.max_length - WINDOW_MARGIN for p, r in zip(data.train, tr)])
+    for name, (views, stats, appended_weight, window_only) in VARIANTS.items():
+        if f"{name}, both seeds" in results:
+            continue
+        w = np.array(data.weights) * np.array(kind_weights(data.train, {**left_out, "off_topic_appended": appended_weight}))
+        if window_only:
+            w[hidden] = 0.0
+        config = replace(scorer.head_config, members=1, views=list(views), text_stats=stats)
+        train, valid = Sliced(tf, len(views), stats), Sliced(vf, len(views), stats)
+        member_scores, epochs = seed_heads(config, train, tr[w > 0], w[w > 0], data, valid, vr, settings)
+        record_seed_heads(results, name, member_scores, epochs, lambda scores: variant_figures(data.valid, vr, scores))
+    write_results(results, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
