@@ -18,7 +18,6 @@ import copy
 import json
 import os
 import sys
-from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -164,22 +163,22 @@ def recipe_data(args: argparse.Namespace, max_train_pairs: int | None = 3000, *,
 
 
 def default_recipe_features(args: argparse.Namespace, max_train_pairs: int | None = 3000, text_stats: int = 18,
-                            views: Sequence[str] | None = None, **data_options):
+                            settings_changes: dict | None = None, **data_options):
     """recipe_data, its settings and its cached features:
     (data, settings, scorer, train features, train rows, valid features, valid rows).
     text_stats: how many of textstats.STAT_NAMES the head takes (18: what these variants were run with);
-    views: the head's views (None: TrainSettings')."""
+    settings_changes: other TrainSettings than the defaults (views, tail_tokens)."""
     data = recipe_data(args, max_train_pairs, **data_options)
-    settings = TrainSettings(seed=42, text_stats=text_stats, **({"views": list(views)} if views else {}))
+    settings = TrainSettings(seed=42, text_stats=text_stats, **(settings_changes or {}))
     return (data, settings, *prepare(data.train, data.valid, settings, cache_dir=args.cache_dir))
 
 
-def shipped_recipe_features(args, text_stats: int = TrainSettings.text_stats, views: Sequence[str] | None = None):
+def shipped_recipe_features(args, text_stats: int = TrainSettings.text_stats, **settings_changes):
     """default_recipe_features for the retrain command's data (every judged pair at weight 0.25,
-    negatives of every kind, off_topic ones at the shipped weight, the shipped statistics unless
-    asked for more) with the LIMA and Code Alpaca validation suites."""
+    negatives of every kind, off_topic ones at the shipped weight, the shipped statistics and settings
+    unless told otherwise) with the LIMA and Code Alpaca validation suites."""
     return default_recipe_features(
-        args, max_train_pairs=None, text_stats=text_stats, views=views, negative_kinds=tuple(KINDS),
+        args, max_train_pairs=None, text_stats=text_stats, settings_changes=settings_changes, negative_kinds=tuple(KINDS),
         train_weights=[1, 0.25], robustness=("lima-1k/lima.json", "code-alpaca/new_codealpaca.json"),
         off_topic_weight=TrainSettings.off_topic_weight)
 

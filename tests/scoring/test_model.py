@@ -150,3 +150,42 @@ def test_halves_head_takes_the_cosines_of_prompt_and_halves(tiny_encoder_dir):
     s, e, _ = scorer.score_and_embed_pairs(prompts, responses)
     one = [scorer.score_and_embed_pairs([p], [r])[0][0] for p, r in zip(prompts, responses)]
     assert np.allclose(s, one, atol=1e-5) and e.shape == (2, scorer.head_config.hidden_size)
+
+
+def test_multi_view_scorer_finds_where_the_response_starts(tiny_encoder_dir):
+    scorer = Scorer.new(tiny_encoder_dir, MULTI_VIEW, max_length=64)
+    ids, starts, stats = scorer.pair_inputs([p for p, _ in PAIRS], [r for _, r in PAIRS])
+    for (prompt, response), x, start in zip(PAIRS, ids, starts):
+        assert scorer.tokenizer.decode(x[start:-1]) == scorer.tokenizer.decode(
+            scorer.tokenizer(f"Response: {response}", add_special_tokens=False)["input_ids"])
+    assert stats.shape == (3, 14)
+
+
+def test_a_tail_keeping_scorer_sees_how_a_long_response_ends(tiny_encoder_dir):
+    scorer = Scorer.new(tiny_encoder_dir, {**MULTI_VIEW, "tail_tokens": 8}, max_length=32)
+    long_answer = "It starts here. " + "Then more. " * 40 + "It ends with a different tail"
+    prompts = [PAIRS[0][0], PAIRS[0][0], "Instruction: " + "very long request " * 20]
+    ids, starts, _ = scorer.pair_inputs(prompts, [PAIRS[0][1], long_answer, long_answer])
+    plain = Scorer.new(tiny_encoder_dir, MULTI_VIEW, max_length=32)
+    plain_ids, plain_starts, _ = plain.pair_inputs(prompts[:1], [PAIRS[0][1]])
+    assert np.array_equal(ids[0], plain_ids[0]) and starts[0] == plain_starts[0]  # short: unchanged
+    assert len(ids[1]) == 32 and scorer.tokenizer.decode(ids[1][-7:-1]) == "it ends with a different tail"
+    assert scorer.tokenizer.decode(ids[1][starts[1]:starts[1] + 4]) == "response : it starts"
+    assert starts[2] == 24  # the request fills the kept start: the response view is the kept end
+    scores = scorer.score_pairs(prompts, [PAIRS[0][1], long_answer, long_answer])
+    assert np.isfinite(scores).all()
+
+
+def test_multi_view_scores_are_batch_independent_and_embed_like_the_paper_view(tiny_encoder_dir):
+    torch.manual_seed(0)
+    multi = Scorer.new(tiny_encoder_dir, MULTI_VIEW, max_length=64).eval_mode().to("cpu", "fp32")
+    paper = Scorer.new(tiny_encoder_dir, {"hidden_sizes": [16]}, max_length=64).eval_mode().to("cpu", "fp32")
+    prompts, responses = [p for p, _ in PAIRS], [r for _, r in PAIRS]
+    s, e, n = multi.score_and_embed_pairs(prompts, responses)
+    one = [multi.score_and_embed_pairs([p], [r])[0][0] for p, r in PAIRS]
+    assert np.allclose(s, one, atol=1e-5)
+    _, e_paper, n_paper = paper.score_and_embed_pairs(prompts, responses)
+    assert np.allclose(e, e_paper, atol=1e-6) and np.array_equal(n, n_paper)  # clustering is unaffected
+    # the full texts go through the same path
+    texts = [f"{p} Response: {r}" for p, r in PAIRS]
+    assert np.allclose(multi.score_texts(texts), s, atol=1e-6)

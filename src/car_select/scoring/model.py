@@ -49,6 +49,9 @@ class HeadConfig:
     # or those and the response's two halves (the head takes only their per-layer cosines).
     views: list[str] = field(default_factory=lambda: ["full"])
     text_stats: int = 0  # how many textstats.STAT_NAMES it takes as inputs (0: none)
+    # Of a (prompt, response) text longer than the window, how many of its last tokens the window
+    # keeps in place of the tokens before them (encode.tokenize_head_tail; 0: the first max_length).
+    tail_tokens: int = 0
 
     @property
     def multi_view(self) -> bool:

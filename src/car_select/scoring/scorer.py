@@ -30,6 +30,7 @@ from ..encode import (
     resolve_precision,
     run_batches,
     tokenize,
+    tokenize_head_tail,
     weights_fingerprint,
 )
 from ..errors import CarSelectError
@@ -262,11 +263,17 @@ class Scorer:
         from ..render import RESPONSE_MARK
         from .textstats import text_stats_batch
 
-        ids = self.tokenize([f"{p}{RESPONSE_MARK}{r}" for p, r in zip(prompts, responses)])
+        texts = [f"{p}{RESPONSE_MARK}{r}" for p, r in zip(prompts, responses)]
+        if self.head_config.tail_tokens:
+            ids, heads = tokenize_head_tail(self.tokenizer, texts, self.max_length, self.head_config.tail_tokens)
+        else:
+            ids = self.tokenize(texts)
+            heads = [len(x) for x in ids]
         prompt_ids = self.tokenizer(list(prompts), add_special_tokens=False, truncation=True,
                                     max_length=self.max_length, return_attention_mask=False,
                                     return_token_type_ids=False)["input_ids"]
-        starts = np.array([min(1 + len(p), len(x)) for p, x in zip(prompt_ids, ids)], dtype=np.int64)
+        # a prompt that fills the kept start leaves the response its kept end
+        starts = np.array([min(1 + len(p), h) for p, h in zip(prompt_ids, heads)], dtype=np.int64)
         stats = text_stats_batch(prompts, responses, self.head_config.text_stats)
         return ids, starts, stats
 

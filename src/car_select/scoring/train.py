@@ -50,6 +50,10 @@ class TrainSettings:
     # excess, uppercase share) see padding and shouting the uncased encoder cannot; the 26th
     # (second_half_new_words) lost on validation (scripts/halves_variants.py, README)
     text_stats: int = 25
+    # Of a text longer than the window, the last tokens kept in place of those before them, so the
+    # head sees what was appended to a long answer (multi-view heads only; 0: the first max_length;
+    # at most a quarter of max_length)
+    tail_tokens: int = 64
     negatives_per_answer: int = 1  # corruption negatives per chosen answer (used by the CLI's data assembly)
     # Loss weight of the off_topic negatives (another record's answer; other negatives weigh 1): at 1 the
     # head ranked fluent code for another request above the right answer (validation only:
@@ -81,6 +85,10 @@ class TrainSettings:
             raise CarSelectError(f"views must be one of {VIEW_SETS}, got {self.views}")
         if not 0 <= self.text_stats <= len(STAT_NAMES):
             raise CarSelectError(f"text_stats must be between 0 and {len(STAT_NAMES)}, got {self.text_stats}")
+        if self.tail_tokens < 0:
+            raise CarSelectError(f"tail_tokens must be >= 0, got {self.tail_tokens}")
+        if self.tail_tokens and list(self.views) == ["full"]:
+            raise CarSelectError("tail_tokens needs the multi-view head (views other than ['full'])")
         if self.objective == "triplet" and (list(self.views) != ["full"] or self.text_stats):
             raise CarSelectError("the triplet objective takes the whole-text view only (--recipe car-paper)")
         if self.objective not in OBJECTIVES:
@@ -95,7 +103,7 @@ TRAIN_FEATURES_VERSION = 1  # bump when what _Features computes changes
 # Settings that differ from TrainSettings' defaults, per shipped scorer recipe.
 RECIPES = {
     "default": {},
-    "car-paper": {"objective": "regression", "views": ["full"], "text_stats": 0, "negatives_per_answer": 0,
+    "car-paper": {"objective": "regression", "views": ["full"], "text_stats": 0, "tail_tokens": 0, "negatives_per_answer": 0,
                   "off_topic_weight": 1.0, "epochs": 20, "patience": 8, "members": 4, "batch_pairs": 32},
 }
 
@@ -189,7 +197,8 @@ class _Features:
         h = hashlib.sha256()
         s = self.scorer
         h.update(json.dumps([TRAIN_FEATURES_VERSION, s.fingerprint(embedding_only=True), s.max_length,
-                             self.multi_view, list(s.head_config.views), str(s.dtype), s.device.type,
+                             self.multi_view, list(s.head_config.views), s.head_config.tail_tokens,
+                             str(s.dtype), s.device.type,
                              batch_tokens]).encode())
         for p, r in items:
             h.update(json.dumps([p, r]).encode("utf-8", "surrogatepass"))
@@ -338,6 +347,7 @@ def prepare(train: Sequence[PreferencePair], valid: dict[str, Sequence[Preferenc
     head = {"hidden_sizes": list(settings.hidden_sizes), "activation": settings.activation,
             "dropout": settings.dropout, "objective": settings.objective, "views": list(settings.views),
             "text_stats": settings.text_stats,
+            "tail_tokens": min(settings.tail_tokens, settings.max_length // 4),
             "output_size": settings.triplet_dim if settings.objective == "triplet" else 1}
     scorer = Scorer.new(settings.encoder, head, settings.max_length, train_encoder=settings.train_encoder)
     scorer.to(settings.device, settings.precision)
