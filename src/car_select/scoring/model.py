@@ -28,6 +28,7 @@ OBJECTIVES = ("pairwise", "regression", "triplet")
 VIEWS = ("full", "prompt", "response")
 # The response's first and second half (by tokens), pooled apart: their cosines with the prompt and
 # with each other show an answer that drifts onto another topic half way, or says the same thing twice.
+# Tried on validation and not shipped (scripts/halves_variants.py, README).
 HALF_VIEWS = ("response_first_half", "response_second_half")
 VIEW_SETS = (["full"], list(VIEWS), [*VIEWS, *HALF_VIEWS])
 
