@@ -179,6 +179,9 @@ def build_parser() -> Parser:
                        help="fine-tune the encoder too (the paper's recipe; needs a GPU for xlm-roberta-large)")
     train.add_argument("--seed", type=int, default=42)
     train.add_argument("--max-length", type=int, default=256)
+    train.add_argument("--tail-tokens", type=int, default=None, metavar="N",
+                       help="of a text longer than --max-length, the last N tokens the window keeps (multi-view "
+                       "heads; default recipe: 64, at most half the window; 0: the first --max-length)")
     train.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
     train.add_argument("--device", default="auto")
     train.add_argument("--overwrite", action="store_true")
@@ -396,7 +399,7 @@ def cmd_train(args) -> int:
                              precision=args.precision, device=args.device, train_encoder=args.train_encoder,
                              **RECIPES[args.recipe])
     for flag, name in (("epochs", "epochs"), ("objective", "objective"), ("members", "members"), ("lr", "lr_head"),
-                       ("off_topic_weight", "off_topic_weight")):
+                       ("off_topic_weight", "off_topic_weight"), ("tail_tokens", "tail_tokens")):
         if getattr(args, flag) is not None:
             setattr(settings, name, getattr(args, flag))
     if args.hidden_sizes:

@@ -5,6 +5,7 @@ import sys
 import numpy as np
 import pytest
 
+from car_select.errors import CarSelectError
 from car_select.scoring.pairs import PreferencePair
 from car_select.scoring.train import RECIPES, TrainSettings, score_pairs, train_scorer
 
@@ -240,3 +241,11 @@ def test_weight_flags_refuse_bad_values_in_one_line(tmp_path, weights, message):
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and message in res.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_tail_tokens_need_a_multi_view_head_and_are_never_negative():
+    with pytest.raises(CarSelectError, match="tail_tokens"):
+        TrainSettings(tail_tokens=-1).validate()
+    with pytest.raises(CarSelectError, match="multi-view"):
+        TrainSettings(**{**RECIPES["car-paper"], "tail_tokens": 64}).validate()
+    assert TrainSettings().validate().tail_tokens == 64 and RECIPES["car-paper"]["tail_tokens"] == 0

@@ -52,7 +52,7 @@ class TrainSettings:
     text_stats: int = 25
     # Of a text longer than the window, the last tokens kept in place of those before them, so the
     # head sees what was appended to a long answer (multi-view heads only; 0: the first max_length;
-    # at most a quarter of max_length)
+    # at most half of max_length)
     tail_tokens: int = 64
     negatives_per_answer: int = 1  # corruption negatives per chosen answer (used by the CLI's data assembly)
     # Loss weight of the off_topic negatives (another record's answer; other negatives weigh 1): at 1 the
@@ -347,7 +347,7 @@ def prepare(train: Sequence[PreferencePair], valid: dict[str, Sequence[Preferenc
     head = {"hidden_sizes": list(settings.hidden_sizes), "activation": settings.activation,
             "dropout": settings.dropout, "objective": settings.objective, "views": list(settings.views),
             "text_stats": settings.text_stats,
-            "tail_tokens": min(settings.tail_tokens, settings.max_length // 4),
+            "tail_tokens": min(settings.tail_tokens, settings.max_length // 2),
             "output_size": settings.triplet_dim if settings.objective == "triplet" else 1}
     scorer = Scorer.new(settings.encoder, head, settings.max_length, train_encoder=settings.train_encoder)
     scorer.to(settings.device, settings.precision)
