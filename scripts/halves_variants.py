@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from head_settings_variants import variant_figures  # noqa: E402
-from scorer_variants import parse_args, record_seed_heads, seed_heads, shipped_recipe_features, write_results  # noqa: E402
+from scorer_variants import parse_args, record_seed_heads, shipped_recipe_features, write_results  # noqa: E402
 
 from car_select.scoring.corruptions import KINDS, TRAINING_KINDS  # noqa: E402
 from car_select.scoring.model import VIEW_SETS  # noqa: E402
@@ -82,8 +82,8 @@ def main() -> int:
             w[hidden] = 0.0
         config = replace(scorer.head_config, members=1, views=list(views), text_stats=stats)
         train, valid = Sliced(tf, len(views), stats), Sliced(vf, len(views), stats)
-        member_scores, epochs = seed_heads(config, train, tr[w > 0], w[w > 0], data, valid, vr, settings)
-        record_seed_heads(results, name, member_scores, epochs, lambda scores: variant_figures(data.valid, vr, scores))
+        record_seed_heads(results, name, lambda scores: variant_figures(data.valid, vr, scores),
+                          config, train, tr[w > 0], w[w > 0], data, valid, vr, settings)
     write_results(results, args.out)
     return 0
 

@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from off_topic_weight_variants import figures  # noqa: E402
-from scorer_variants import parse_args, record_seed_heads, seed_heads, shipped_recipe_features, write_results  # noqa: E402
+from scorer_variants import parse_args, record_seed_heads, shipped_recipe_features, write_results  # noqa: E402
 
 from car_select.scoring.evaluate import spearman  # noqa: E402
 
@@ -67,8 +67,8 @@ def main() -> int:
     results = {}
     for name, (head_changes, settings_changes) in VARIANTS.items():
         config = replace(scorer.head_config, members=1, **head_changes)
-        member_scores, epochs = seed_heads(config, tf, tr, weights, data, vf, vr, replace(settings, **settings_changes))
-        record_seed_heads(results, name, member_scores, epochs, lambda scores: variant_figures(data.valid, vr, scores))
+        record_seed_heads(results, name, lambda scores: variant_figures(data.valid, vr, scores),
+                          config, tf, tr, weights, data, vf, vr, replace(settings, **settings_changes))
     write_results(results, args.out)
     return 0
 

@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from head_settings_variants import variant_figures  # noqa: E402
-from scorer_variants import parse_args, record_seed_heads, seed_heads, shipped_recipe_features, write_results  # noqa: E402
+from scorer_variants import parse_args, record_seed_heads, shipped_recipe_features, write_results  # noqa: E402
 
 from car_select.scoring.train import kind_weights  # noqa: E402
 
@@ -45,8 +45,8 @@ def main() -> int:
     results = {}
     for name, left_out in VARIANTS.items():
         w = np.array(data.weights) * np.array(kind_weights(data.train, dict.fromkeys(left_out, 0.0)))
-        member_scores, epochs = seed_heads(config, tf, tr[w > 0], w[w > 0], data, vf, vr, settings)
-        record_seed_heads(results, name, member_scores, epochs, lambda scores: variant_figures(data.valid, vr, scores))
+        record_seed_heads(results, name, lambda scores: variant_figures(data.valid, vr, scores),
+                          config, tf, tr[w > 0], w[w > 0], data, vf, vr, settings)
     write_results(results, args.out)
     return 0
 

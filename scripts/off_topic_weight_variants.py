@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from order_stat_variants import length_figures  # noqa: E402
-from scorer_variants import (default_recipe_features, parse_args, record_seed_heads, seed_heads,  # noqa: E402
+from scorer_variants import (default_recipe_features, parse_args, record_seed_heads,  # noqa: E402
                              set_scores, summary, write_results)
 
 from car_select.scoring.corruptions import KINDS  # noqa: E402
@@ -65,8 +65,8 @@ def main() -> int:
     results = {}
     for name, by_kind in VARIANTS.items():
         w = np.array(kind_weights(data.train, by_kind)) * np.array(data.weights)
-        member_scores, epochs = seed_heads(config, tf, tr, w, data, vf, vr, settings)
-        record_seed_heads(results, name, member_scores, epochs, lambda scores: figures(data.valid, vr, scores))
+        record_seed_heads(results, name, lambda scores: figures(data.valid, vr, scores),
+                          config, tf, tr, w, data, vf, vr, settings)
     write_results(results, args.out)
     return 0
 

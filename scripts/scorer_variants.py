@@ -123,9 +123,10 @@ def seed_heads(config, train_feats, rows, weights, data, valid_feats, valid_rows
     return scores, epochs
 
 
-def record_seed_heads(results: dict, name: str, member_scores: list, epochs: list, figures) -> None:
-    """Keep each seed's head and their mean (what would ship) as results "NAME, seed S" and
-    "NAME, both seeds"; figures(per-item scores) -> that variant's summary."""
+def record_seed_heads(results: dict, name: str, figures, *seed_heads_args) -> None:
+    """Train seed_heads(*seed_heads_args) and keep each seed's head and their mean (what would ship)
+    as results "NAME, seed S" and "NAME, both seeds"; figures(per-item scores) -> that variant's summary."""
+    member_scores, epochs = seed_heads(*seed_heads_args)
     for seed, scores, epoch in zip(SEEDS, member_scores, epochs):
         record_result(results, f"{name}, seed {seed}", figures(scores), epoch)
     record_result(results, f"{name}, both seeds", figures(np.mean(member_scores, 0)), epochs)
