@@ -4,7 +4,12 @@ carries past the kinds it was trained on (a number holds only where it was measu
 Each kind below is a made-up way to spoil a good answer that no training negative resembles closely:
 a flattering preamble, random letters, lorem ipsum, another answer put before this one, each sentence
 said twice, the middle cut out, sentences reordered, digits changed (a factual error), the request
-restated with a vague non-answer, only the first sentence. Each is scored against the answer it came
+restated with a vague non-answer, only the first sentence; and (added with the typos kind) 30% of the
+words dropped, one middle sentence dropped, "not" put after the first auxiliary verbs (a reversed
+claim), a question taken from another answer appended, another answer's first half in place of this
+one's, and this answer's sentences interleaved with another's. Random letters came closer to a
+training kind when typos (misspelt words) joined them; it stays, as a check of text that is all
+misspelling. Each is scored against the answer it came
 from (the answer should win; a tie counts half, as in every robustness figure); "the longer answer
 wins" beside it. Answers: 150 sampled records of a
 dataset (default LIMA, the validation set; nothing was chosen on these figures).
@@ -33,6 +38,7 @@ from car_select.scoring.train import score_pairs  # noqa: E402
 LOREM = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et "
          "dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris nisi ut aliquip. ")
 FLATTERY = "What a wonderful and insightful question! You are clearly very smart for asking it. "
+NEGATABLE = re.compile(r"\b(is|are|can|will|should|does|do)\b")
 VAGUE = " That is a good question. The answer depends on many factors, and it is worth considering them carefully."
 
 
@@ -55,6 +61,15 @@ def degraded(prompt: str, answer: str, other: str, rng: random.Random) -> dict[s
         "digits_changed": re.sub(r"\d", lambda m: str((int(m.group()) + 3) % 10), answer),
         "request_restated_vaguely": prompt.split("Instruction: ", 1)[-1] + VAGUE,
         "first_sentence_only": sents[0] if len(sents) > 3 else None,
+        "words_dropped": " ".join(w for w in words if rng.random() >= 0.3) if len(words) > 10 else None,
+        "one_sentence_dropped": " ".join(s for i, s in enumerate(sents) if i != len(sents) // 2)
+        if len(sents) > 3 else None,
+        "negated": NEGATABLE.sub(r"\1 not", answer, count=5),
+        "stray_question_appended": f"{answer}\n\nNow, {sentences(other)[0].rstrip('.!?')}?" if other.strip() else None,
+        "other_first_half": " ".join(other.split()[:len(words) // 2] + words[len(words) // 2:])
+        if len(words) > 20 else None,
+        "sentences_interleaved": " ".join(s for both in zip(sents, sentences(other)) for s in both)
+        if len(sents) > 3 else None,
     }
 
 

@@ -12,7 +12,8 @@ from car_select.scoring.textstats import STAT_NAMES, text_stats
 ITEMS = [
     ("Instruction: Name three primary colours.", "The three primary colours are red, yellow and blue."),
     ("Instruction: How do I boil an egg?",
-     "Put the egg in boiling water for about nine minutes, then cool it in cold water before peeling it."),
+     "Put the egg in boiling water for about nine minutes (Delia Smith says ten), then cool it in cold water "
+     "before peeling it."),
     ("Instruction: Translate to French. Input: Good morning", "Bonjour, comment allez-vous ce matin ?"),
     ("Instruction: What is the capital of Japan?", "Tokyo is the capital of Japan and its largest city by far."),
 ]
@@ -54,6 +55,13 @@ def test_every_kind_really_degrades_the_answer():
     padded = corrupt(PROMPT, ANSWER, "whitespace_pad", seed=3)
     assert padded.strip() == ANSWER and len(padded) >= len(ANSWER) + 20
     assert corrupt(PROMPT, ANSWER, "all_caps", seed=3) == ANSWER.upper()
+    misspelt = words(corrupt(PROMPT, ANSWER, "typos", seed=3))
+    slips = [(a, b) for a, b in zip(misspelt, words(ANSWER)) if a != b]
+    assert len(misspelt) == len(words(ANSWER)) and slips  # words keep their places, some are misspelt
+    assert all(abs(len(a) - len(b)) <= 1 and (sorted(a) == sorted(b) or sum(x != y for x, y in zip(a, b)) <= 1
+                                              or len(a) != len(b)) for a, b in slips)
+    assert corrupt(PROMPT, ANSWER, "lowercased", seed=3) == ANSWER.lower()
+    assert corrupt(PROMPT, ANSWER, "punctuation_dropped", seed=3) == re.sub(r"[(),.]", "", ANSWER)
 
 
 def test_generators_are_deterministic_given_a_seed_and_vary_with_it():
@@ -77,6 +85,8 @@ def test_kinds_that_do_not_apply_are_left_out():
     kinds = {p.kind for p in build_suite(short)}
     assert "truncate" not in kinds and "shuffle_words" not in kinds and "off_topic" not in kinds
     assert {"repeat", "refusal", "degenerate"} <= kinds
+    # too few capitals, punctuation marks or words to spoil
+    assert {"lowercased", "punctuation_dropped", "typos"}.isdisjoint(kinds)
 
 
 def test_one_kind_per_item_spreads_over_the_kinds():
