@@ -45,34 +45,37 @@ def test_default_scorer_keeps_its_validation_figures():
     assert robust["n_pairs"] == expected["n_pairs"]
     assert abs(robust["accuracy"] - expected["accuracy"]) < 0.006
     # The Code Alpaca suite the text statistics, the off_topic weight and the training kinds were chosen
-    # on (scripts/order_stat_variants.py, off_topic_weight_variants.py, new_kind_variants.py; not in the
-    # card, whose suites are the retrain command's): README 0.9526, shuffled words 0.9521, another
-    # record's answer 0.8733, whitespace padding and capitals 1.0
+    # on (scripts/order_stat_variants.py, off_topic_weight_variants.py, new_kind_variants.py,
+    # spelling_kind_variants.py; not in the card, whose suites are the retrain command's): README 0.9159
+    # over 18 kinds, shuffled words 0.9521, another record's answer 0.8067, misspellings 0.9021, dropped
+    # punctuation 0.9932, whitespace padding and capitals 1.0
     code = got["robustness"]["new_codealpaca.json"]["per_kind"]
-    assert got["robustness"]["new_codealpaca.json"]["accuracy"] >= 0.94, code
-    assert code["shuffle_words"]["accuracy"] >= 0.94 and code["off_topic"]["accuracy"] >= 0.86, code
+    assert got["robustness"]["new_codealpaca.json"]["accuracy"] >= 0.905, code
+    assert code["shuffle_words"]["accuracy"] >= 0.94 and code["off_topic"]["accuracy"] >= 0.79, code
     assert code["whitespace_pad"]["accuracy"] >= 0.99 and code["all_caps"]["accuracy"] >= 0.99, code
+    assert code["typos"]["accuracy"] >= 0.89 and code["punctuation_dropped"]["accuracy"] >= 0.98, code
 
 
 def test_default_scorer_keeps_its_held_out_figures():
     """Data it was neither trained nor chosen on: the CaR test split, and corruptions (eval-pool
     wordings, never seen in training) of Code Alpaca and GPTeacher answers. The floors sit a point
-    under what README reports (CaR test 0.8780; the 11 first kinds: Code Alpaca 0.9685, worst
-    another record's answer 0.8633, shuffled words 0.9621; GPTeacher 0.9909, worst 0.9567; whitespace
-    padding and capitals 1.0 on both). They guard against regressions; they are not the issue's bar
-    (0.92 on CaR test, 0.95 overall and 0.85 per kind on corruptions), which the first 11 kinds of
-    both sets meet today and the CaR test split and the answer with another appended (0.62 and
-    0.64) do not."""
+    under what README reports (CaR test 0.8898; the 11 first kinds: Code Alpaca 0.9551, worst
+    another record's answer 0.7767, shuffled words 0.9621; GPTeacher 0.9921, worst 0.9533; whitespace
+    padding and capitals 1.0 on both; misspellings 0.885 and 1.0, dropped punctuation 0.9735 and 1.0).
+    They guard against regressions; they are not the issue's bar (0.92 on CaR test, 0.95 overall
+    and 0.85 per kind on corruptions), which GPTeacher's first 11 kinds meet today and the CaR test
+    split, Code Alpaca's off_topic, the answer with another appended (0.54 and 0.55) and lowercased
+    code (0.14) do not."""
     test = shared_file(*CAR, "APE_score_test.csv")
     code = shared_file("code-alpaca", "code_alpaca_2k.json")
     teacher = shared_file("gpteacher", "roleplay-simple-deduped-roleplay-dataset.json")
     got = eval_scorer("--test", str(test), "--robustness", str(code), "--robustness", str(teacher))
     car = got["validation"]["APE_score_test.csv"]
-    assert car["n_pairs"] == 254 and car["pairwise_accuracy"] >= 0.868
+    assert car["n_pairs"] == 254 and car["pairwise_accuracy"] >= 0.879
     assert car["pairwise_accuracy"] > car["length_baseline_accuracy"] + 0.1
     first_kinds = ("repeat", "filler_append", "filler_prepend", "truncate", "off_topic", "off_topic_padded",
                    "degenerate", "echo_instruction", "refusal", "shuffle_words", "empty")
-    floors = {"code_alpaca_2k.json": (0.958, 0.85), "roleplay-simple-deduped-roleplay-dataset.json": (0.98, 0.945)}
+    floors = {"code_alpaca_2k.json": (0.945, 0.765), "roleplay-simple-deduped-roleplay-dataset.json": (0.98, 0.943)}
     for name, (overall, worst) in floors.items():
         robust = got["robustness"][name]
         kinds = robust["per_kind"]
@@ -80,11 +83,12 @@ def test_default_scorer_keeps_its_held_out_figures():
             kinds[k]["n_pairs"] for k in first_kinds)
         assert first >= overall and min(kinds[k]["accuracy"] for k in first_kinds) >= worst, (name, kinds)
         assert kinds["whitespace_pad"]["accuracy"] >= 0.99 and kinds["all_caps"]["accuracy"] >= 0.99, (name, kinds)
+        assert kinds["typos"]["accuracy"] >= 0.87 and kinds["punctuation_dropped"]["accuracy"] >= 0.96, (name, kinds)
         assert robust["accuracy"] > robust["length_baseline"] + 0.3, (name, robust)
     assert got["robustness"]["code_alpaca_2k.json"]["per_kind"]["shuffle_words"]["accuracy"] >= 0.95
-    # The harder kind, asked for by name: the answer to the most similar other request (README: 0.6633)
+    # The harder kind, asked for by name: the answer to the most similar other request (README: 0.64)
     similar = eval_scorer("--robustness", str(code), "--kinds", "off_topic_similar")["robustness"]["code_alpaca_2k.json"]
-    assert similar["n_pairs"] == 300 and similar["accuracy"] >= 0.65 and similar["accuracy"] > similar["length_baseline"] + 0.1
+    assert similar["n_pairs"] == 300 and similar["accuracy"] >= 0.63 and similar["accuracy"] > similar["length_baseline"] + 0.1
 
 
 def test_car_paper_scorer_accuracy_on_the_test_split():

@@ -161,15 +161,16 @@ def test_training_negatives_draw_from_the_training_kinds_and_validation_suites_f
 
     pairs = tmp_path / "p.jsonl"
     pairs.write_text("".join(json.dumps({"prompt": f"Instruction: Describe topic {i} of list {i % 7}.",
-                                         "chosen": f"Topic {i} is about item {i} and its long history in list {i % 7}.",
+                                         "chosen": f"Topic {i} (see List {i % 7}) is about Item {i}, and its long history.",
                                          "rejected": "No."}) + "\n" for i in range(240)))
     answers = tmp_path / "answers.json"
     answers.write_text(json.dumps([{"instruction": f"Explain idea {i}.", "input": "",
-                                    "output": f"Idea {i} means that things {i} work in several distinct ways."}
+                                    "output": f"Idea {i} (from Book {i}) means that Things work in several distinct ways."}
                                    for i in range(20)]))
     data = training_data([str(pairs)], [str(pairs)], robustness_paths=[str(answers)])
     assert {p.kind for p in data.train[240:]} == set(TRAINING_KINDS)  # off_topic_similar included
-    assert set(KINDS) - set(TRAINING_KINDS) == {"prompt_words_stuffed"} and "off_topic_similar" in TRAINING_KINDS
+    assert set(KINDS) - set(TRAINING_KINDS) == {"prompt_words_stuffed", "lowercased"}
+    assert "off_topic_similar" in TRAINING_KINDS
     assert {p.kind for p in data.valid["robustness:answers.json"]} == set(SUITE_KINDS)
     old = training_data([str(pairs)], [str(pairs)], negative_kinds=SUITE_KINDS)
     assert {p.kind for p in old.train[240:]} == set(SUITE_KINDS)
