@@ -38,17 +38,24 @@ VARIANTS = {  # name: the new kinds left out of training
 }
 
 
-def main() -> int:
-    args = parse_args(__doc__)
+def left_out_variants(doc: str, variants: dict, figures, always_left_out: tuple = ()) -> int:
+    """Train each variant (name: the kinds it leaves out of training, with always_left_out) on the
+    retrain command's cached features and write the results; figures(valid, rows, scores) -> a summary."""
+    args = parse_args(doc)
     data, settings, scorer, tf, tr, vf, vr = shipped_recipe_features(args)
     config = replace(scorer.head_config, members=1)
     results = {}
-    for name, left_out in VARIANTS.items():
-        w = np.array(data.weights) * np.array(kind_weights(data.train, dict.fromkeys(left_out, 0.0)))
-        record_seed_heads(results, name, lambda scores: variant_figures(data.valid, vr, scores),
+    for name, left_out in variants.items():
+        by_kind = dict.fromkeys((*left_out, *always_left_out), 0.0)
+        w = np.array(data.weights) * np.array(kind_weights(data.train, by_kind))
+        record_seed_heads(results, name, lambda scores: figures(data.valid, vr, scores),
                           config, tf, tr[w > 0], w[w > 0], data, vf, vr, settings)
     write_results(results, args.out)
     return 0
+
+
+def main() -> int:
+    return left_out_variants(__doc__, VARIANTS, variant_figures)
 
 
 if __name__ == "__main__":

@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import replace
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from head_settings_variants import variant_figures  # noqa: E402
-from scorer_variants import parse_args, record_seed_heads, set_scores, shipped_recipe_features, write_results  # noqa: E402
+from new_kind_variants import left_out_variants  # noqa: E402
+from scorer_variants import set_scores  # noqa: E402
 
 from car_select.scoring.evaluate import evaluate_pairs, robustness_report  # noqa: E402
-from car_select.scoring.train import kind_weights  # noqa: E402
 
 NEW_KINDS = ("typos", "lowercased", "punctuation_dropped")
 SHOWN_KINDS = (*NEW_KINDS, "off_topic", "off_topic_appended", "prompt_words_stuffed")
@@ -60,17 +59,8 @@ def kind_figures(valid: dict, rows: np.ndarray, scores: np.ndarray) -> dict:
 
 
 def main() -> int:
-    args = parse_args(__doc__)
-    data, settings, scorer, tf, tr, vf, vr = shipped_recipe_features(args)
-    config = replace(scorer.head_config, members=1)
-    results = {}
-    for name, left_out in VARIANTS.items():
-        by_kind = dict.fromkeys((*left_out, "prompt_words_stuffed"), 0.0)
-        w = np.array(data.weights) * np.array(kind_weights(data.train, by_kind))
-        record_seed_heads(results, name, lambda scores: kind_figures(data.valid, vr, scores),
-                          config, tf, tr[w > 0], w[w > 0], data, vf, vr, settings)
-    write_results(results, args.out)
-    return 0
+    # keyword stuffing, never a training kind, weighs 0 in every variant
+    return left_out_variants(__doc__, VARIANTS, kind_figures, always_left_out=("prompt_words_stuffed",))
 
 
 if __name__ == "__main__":
