@@ -18,15 +18,10 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import replace
-
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from head_settings_variants import variant_figures  # noqa: E402
-from scorer_variants import parse_args, record_seed_heads, shipped_recipe_features, write_results  # noqa: E402
-
-from car_select.scoring.train import kind_weights  # noqa: E402
+from scorer_variants import left_out_variants  # noqa: E402
 
 NEW_KINDS = ("off_topic_appended", "prompt_words_stuffed", "whitespace_pad", "all_caps")
 VARIANTS = {  # name: the new kinds left out of training
@@ -36,22 +31,6 @@ VARIANTS = {  # name: the new kinds left out of training
     "without prompt_words_stuffed": ("prompt_words_stuffed",),
     "none of the four (whitespace-tidy statistics only)": NEW_KINDS,
 }
-
-
-def left_out_variants(doc: str, variants: dict, figures, always_left_out: tuple = ()) -> int:
-    """Train each variant (name: the kinds it leaves out of training, with always_left_out) on the
-    retrain command's cached features and write the results; figures(valid, rows, scores) -> a summary."""
-    args = parse_args(doc)
-    data, settings, scorer, tf, tr, vf, vr = shipped_recipe_features(args)
-    config = replace(scorer.head_config, members=1)
-    results = {}
-    for name, left_out in variants.items():
-        by_kind = dict.fromkeys((*left_out, *always_left_out), 0.0)
-        w = np.array(data.weights) * np.array(kind_weights(data.train, by_kind))
-        record_seed_heads(results, name, lambda scores: figures(data.valid, vr, scores),
-                          config, tf, tr[w > 0], w[w > 0], data, vf, vr, settings)
-    write_results(results, args.out)
-    return 0
 
 
 def main() -> int:

@@ -27,7 +27,7 @@ from torch import nn
 from car_select.scoring.corruptions import KINDS, SUITE_KINDS
 from car_select.scoring.evaluate import evaluate_pairs, robustness_report
 from car_select.scoring.model import ScoringHead
-from car_select.scoring.train import TrainSettings, prepare, seed_everything, training_data
+from car_select.scoring.train import TrainSettings, kind_weights, prepare, seed_everything, training_data
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 CAR = "APE_score_train.csv"
@@ -182,6 +182,22 @@ def shipped_recipe_features(args, text_stats: int = TrainSettings.text_stats, **
         args, max_train_pairs=None, text_stats=text_stats, settings_changes=settings_changes, negative_kinds=tuple(KINDS),
         train_weights=[1, 0.25], robustness=("lima-1k/lima.json", "code-alpaca/new_codealpaca.json"),
         off_topic_weight=TrainSettings.off_topic_weight)
+
+
+def left_out_variants(doc: str, variants: dict, figures, always_left_out: tuple = ()) -> int:
+    """Train each variant (name: the kinds it leaves out of training, with always_left_out) on the
+    retrain command's cached features and write the results; figures(valid, rows, scores) -> a summary."""
+    args = parse_args(doc)
+    data, settings, scorer, tf, tr, vf, vr = shipped_recipe_features(args)
+    config = replace(scorer.head_config, members=1)
+    results = {}
+    for name, left_out in variants.items():
+        by_kind = dict.fromkeys((*left_out, *always_left_out), 0.0)
+        w = np.array(data.weights) * np.array(kind_weights(data.train, by_kind))
+        record_seed_heads(results, name, lambda scores: figures(data.valid, vr, scores),
+                          config, tf, tr[w > 0], w[w > 0], data, vf, vr, settings)
+    write_results(results, args.out)
+    return 0
 
 
 def record_result(results: dict, name: str, summary_: dict, epoch: int | list[int] | None) -> None:

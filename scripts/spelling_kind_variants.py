@@ -27,8 +27,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from head_settings_variants import variant_figures  # noqa: E402
-from new_kind_variants import left_out_variants  # noqa: E402
-from scorer_variants import set_scores  # noqa: E402
+from scorer_variants import left_out_variants, set_scores  # noqa: E402
 
 from car_select.scoring.evaluate import evaluate_pairs, robustness_report  # noqa: E402
 

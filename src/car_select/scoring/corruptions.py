@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import re
+import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -178,7 +179,6 @@ def all_caps(prompt, answer, rng, others, pool):
 
 
 _PLAIN_WORD = re.compile(r"\b[A-Za-z]{3,}\b")
-_LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
 def typos(prompt, answer, rng, others, pool):
@@ -200,7 +200,7 @@ def typos(prompt, answer, rng, others, pool):
             return w[:i] + w[i + 1:]
         if how == 2:
             return w[:i + 1] + w[i:]
-        return w[:i] + rng.choice(_LETTERS.replace(w[i].lower(), "")) + w[i + 1:]
+        return w[:i] + rng.choice(string.ascii_lowercase.replace(w[i].lower(), "")) + w[i + 1:]
 
     return _PLAIN_WORD.sub(slip, answer)
 
