@@ -109,12 +109,12 @@ def train_head(config, train_feats, rows, weights, valid, valid_feats, valid_row
 SEEDS = (42, 43)  # the shipped scorer's two members
 
 
-def seed_heads(config, train_feats, rows, weights, data, valid_feats, valid_rows, settings):
-    """One head per seed in SEEDS, as the shipped scorer's members: (each head's scores of the
+def seed_heads(config, train_feats, rows, weights, data, valid_feats, valid_rows, settings, seeds=SEEDS):
+    """One head per seed (default SEEDS, as the shipped scorer's members): (each head's scores of the
     validation items, its best epoch). settings: the TrainSettings whose epochs, patience, lr_head and
     weight_decay the heads train with."""
     scores, epochs = [], []
-    for seed in SEEDS:
+    for seed in seeds:
         head, epoch, _ = train_head(config, train_feats, rows, weights, data.valid, valid_feats, valid_rows,
                                     settings.epochs, settings.patience, seed=seed, lr=settings.lr_head,
                                     weight_decay=settings.weight_decay)
@@ -123,11 +123,11 @@ def seed_heads(config, train_feats, rows, weights, data, valid_feats, valid_rows
     return scores, epochs
 
 
-def record_seed_heads(results: dict, name: str, figures, *seed_heads_args) -> None:
+def record_seed_heads(results: dict, name: str, figures, *seed_heads_args, seeds=SEEDS) -> None:
     """Train seed_heads(*seed_heads_args) and keep each seed's head and their mean (what would ship)
     as results "NAME, seed S" and "NAME, both seeds"; figures(per-item scores) -> that variant's summary."""
-    member_scores, epochs = seed_heads(*seed_heads_args)
-    for seed, scores, epoch in zip(SEEDS, member_scores, epochs):
+    member_scores, epochs = seed_heads(*seed_heads_args, seeds=seeds)
+    for seed, scores, epoch in zip(seeds, member_scores, epochs):
         record_result(results, f"{name}, seed {seed}", figures(scores), epoch)
     record_result(results, f"{name}, both seeds", figures(np.mean(member_scores, 0)), epochs)
 
