@@ -181,7 +181,8 @@ def build_parser() -> Parser:
     train.add_argument("--max-length", type=int, default=256)
     train.add_argument("--tail-tokens", type=int, default=None, metavar="N",
                        help="of a text longer than --max-length, the last N tokens the window keeps (multi-view "
-                       "heads; default recipe: 64, at most half the window; 0: the first --max-length)")
+                       "heads; default recipe: a quarter of --max-length, 64 of 256; at most half; 0: the "
+                       "first --max-length)")
     train.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
     train.add_argument("--device", default="auto")
     train.add_argument("--overwrite", action="store_true")
@@ -402,6 +403,8 @@ def cmd_train(args) -> int:
                        ("off_topic_weight", "off_topic_weight"), ("tail_tokens", "tail_tokens")):
         if getattr(args, flag) is not None:
             setattr(settings, name, getattr(args, flag))
+    if args.tail_tokens is None and settings.tail_tokens:  # the recipe's share of the window: 64 of 256
+        settings.tail_tokens = settings.max_length // 4
     if args.hidden_sizes:
         try:
             settings.hidden_sizes = [int(x) for x in args.hidden_sizes.split(",") if x.strip()]

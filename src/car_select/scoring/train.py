@@ -85,8 +85,10 @@ class TrainSettings:
             raise CarSelectError(f"views must be one of {VIEW_SETS}, got {self.views}")
         if not 0 <= self.text_stats <= len(STAT_NAMES):
             raise CarSelectError(f"text_stats must be between 0 and {len(STAT_NAMES)}, got {self.text_stats}")
-        if self.tail_tokens < 0:
-            raise CarSelectError(f"tail_tokens must be >= 0, got {self.tail_tokens}")
+        if not 0 <= self.tail_tokens <= self.max_length // 2:
+            # more would let the tail crowd out the text's start (or, past max_length, overflow the window)
+            raise CarSelectError(f"tail_tokens must be between 0 and half of max_length ({self.max_length // 2}), "
+                                 f"got {self.tail_tokens}")
         if self.tail_tokens and list(self.views) == ["full"]:
             raise CarSelectError("tail_tokens needs the multi-view head (views other than ['full'])")
         if self.objective == "triplet" and (list(self.views) != ["full"] or self.text_stats):
