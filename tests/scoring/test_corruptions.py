@@ -181,6 +181,18 @@ def test_second_half_new_words_sees_another_answer_appended_and_not_a_repeat():
     assert text_stats(PROMPT, "")[idx] == 0
 
 
+def test_prompt_words_in_text_finds_the_request_inside_identifiers():
+    idx = {n: i for i, n in enumerate(STAT_NAMES)}
+    prompt = "Instruction: Write a function that reverses a string and counts its vowels."
+    right = "def reverse_string(text):\n    vowels = sum(c in 'aeiou' for c in text)\n    return text[::-1], vowels"
+    other = "SELECT name, salary FROM employees WHERE salary > 5000 ORDER BY salary DESC;"
+    found, whole_words = (text_stats(prompt, right)[idx[k]] for k in ("prompt_words_in_text", "prompt_words_covered"))
+    # string (in reverse_string) and vowels: found inside identifiers, which whole-word matching misses
+    assert found > whole_words
+    assert text_stats(prompt, other)[idx["prompt_words_in_text"]] == 0 < found
+    assert text_stats("", right)[idx["prompt_words_in_text"]] == 0  # no request words: nothing to find
+
+
 def test_word_order_statistics_see_shuffled_words():
     idx = {n: i for i, n in enumerate(STAT_NAMES)}
     answer = ("Put the egg in a pot of cold water. Bring the water to a boil over high heat. Then turn off "

@@ -48,7 +48,8 @@ class TrainSettings:
     # The first 25 of textstats.STAT_NAMES: the order and layout ones were chosen on a Code Alpaca corruption
     # suite held apart for validation (scripts/order_stat_variants.py, README); the last 2 (whitespace
     # excess, uppercase share) see padding and shouting the uncased encoder cannot; the 26th
-    # (second_half_new_words) lost on validation (scripts/halves_variants.py, README)
+    # (second_half_new_words) lost on validation (scripts/halves_variants.py, README), and so did the
+    # 27th (prompt_words_in_text; scripts/subword_stat_variants.py)
     text_stats: int = 25
     # Of a text longer than the window, the last tokens kept in place of those before them, so the
     # head sees what was appended to a long answer (multi-view heads only; 0: the first max_length;
