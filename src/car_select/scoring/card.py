@@ -13,8 +13,6 @@ import os
 import random
 from collections.abc import Sequence
 
-import numpy as np
-
 from ..errors import CarSelectError
 from .corruptions import build_suite
 from .evaluate import evaluate_pairs, robustness_report, spearman
