@@ -23,9 +23,16 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from off_topic_weight_variants import figures  # noqa: E402
-from scorer_variants import parse_args, record_seed_heads, shipped_recipe_features, write_results  # noqa: E402
+from scorer_variants import (  # noqa: E402
+    default_recipe_features,
+    parse_args,
+    record_seed_heads,
+    shipped_recipe_features,
+    write_results,
+)
 
 from car_select.scoring.evaluate import spearman  # noqa: E402
+from car_select.scoring.train import TrainSettings  # noqa: E402
 
 # name: (head config changes, training settings changes), each from the shipped recipe
 VARIANTS = {
@@ -58,6 +65,29 @@ def length_lean(valid: dict, rows: np.ndarray, scores: np.ndarray) -> dict:
 
 def variant_figures(valid: dict, rows: np.ndarray, scores: np.ndarray) -> dict:
     return {**figures(valid, rows, scores), **length_lean(valid, rows, scores)}
+
+
+def retrain_command_variants(doc: str, variants: dict) -> int:
+    """Each variant (name: TrainSettings changes, text_stats among them) trained as what would ship on
+    the retrain command's data (every judged pair at weight 0.25, negatives of the training kinds,
+    off_topic ones at the recipe's weight; LIMA and Code Alpaca validation suites), twice: two heads
+    from seeds 42 and 43, and from 44 and 45, so a difference can be set beside the seeds' own."""
+    args = parse_args(doc)
+    results = {}
+    for name, changes in variants.items():
+        changes = dict(changes)
+        data, settings, scorer, tf, tr, vf, vr = default_recipe_features(
+            args, max_train_pairs=None, text_stats=changes.pop("text_stats", TrainSettings.text_stats),
+            settings_changes=changes, negative_kinds=None, train_weights=[1, 0.25],
+            robustness=("lima-1k/lima.json", "code-alpaca/new_codealpaca.json"),
+            off_topic_weight=TrainSettings.off_topic_weight)
+        config = replace(scorer.head_config, members=1)
+        for seeds in ((42, 43), (44, 45)):
+            record_seed_heads(results, f"{name} (seeds {seeds[0]} and {seeds[1]})",
+                              lambda scores: variant_figures(data.valid, vr, scores),
+                              config, tf, tr, data.weights, data, vf, vr, settings, seeds=seeds)
+    write_results(results, args.out)
+    return 0
 
 
 def main() -> int:

@@ -20,39 +20,15 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import replace
 
 sys.path.insert(0, os.path.dirname(__file__))
-from head_settings_variants import variant_figures  # noqa: E402
-from scorer_variants import default_recipe_features, parse_args, record_seed_heads, write_results  # noqa: E402
-
-from car_select.scoring.train import TrainSettings  # noqa: E402
+from head_settings_variants import retrain_command_variants  # noqa: E402
 
 VARIANTS = {  # name: how many of textstats.STAT_NAMES the head takes
-    "25 statistics (the shipped head's)": 25,
-    "26 statistics (+ second_half_new_words)": 26,
-    "27 statistics (+ second_half_new_words, prompt_words_in_text)": 27,
+    "25 statistics (the shipped head's)": {"text_stats": 25},
+    "26 statistics (+ second_half_new_words)": {"text_stats": 26},
+    "27 statistics (+ second_half_new_words, prompt_words_in_text)": {"text_stats": 27},
 }
 
-
-def main() -> int:
-    args = parse_args(__doc__)
-    results = {}
-    for name, text_stats in VARIANTS.items():
-        # The retrain command's data (as scripts/window_variants.py); the encoder features come from the
-        # cache, only the statistics are recomputed.
-        data, settings, scorer, tf, tr, vf, vr = default_recipe_features(
-            args, max_train_pairs=None, text_stats=text_stats, negative_kinds=None, train_weights=[1, 0.25],
-            robustness=("lima-1k/lima.json", "code-alpaca/new_codealpaca.json"),
-            off_topic_weight=TrainSettings.off_topic_weight)
-        config = replace(scorer.head_config, members=1)
-        for seeds in ((42, 43), (44, 45)):
-            record_seed_heads(results, f"{name} (seeds {seeds[0]} and {seeds[1]})",
-                              lambda scores: variant_figures(data.valid, vr, scores),
-                              config, tf, tr, data.weights, data, vf, vr, settings, seeds=seeds)
-    write_results(results, args.out)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(retrain_command_variants(__doc__, VARIANTS))

@@ -20,39 +20,14 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import replace
 
 sys.path.insert(0, os.path.dirname(__file__))
-from head_settings_variants import variant_figures  # noqa: E402
-from scorer_variants import default_recipe_features, parse_args, record_seed_heads, write_results  # noqa: E402
+from head_settings_variants import retrain_command_variants  # noqa: E402
 
-from car_select.scoring.train import TrainSettings  # noqa: E402
-
-WINDOWS = {  # name: (max_length, tail_tokens)
-    "256 tokens, the last 64 kept": (256, 64),
-    "512 tokens, the last 128 kept": (512, 128),
+VARIANTS = {  # name: the window's TrainSettings
+    "256 tokens, the last 64 kept": {"max_length": 256, "tail_tokens": 64},
+    "512 tokens, the last 128 kept": {"max_length": 512, "tail_tokens": 128},
 }
 
-
-def main() -> int:
-    args = parse_args(__doc__)
-    results = {}
-    for name, (max_length, tail_tokens) in WINDOWS.items():
-        # The retrain command's data: every judged pair at weight 0.25, negatives of the training kinds,
-        # off_topic ones at the recipe's weight; LIMA and Code Alpaca validation suites.
-        data, settings, scorer, tf, tr, vf, vr = default_recipe_features(
-            args, max_train_pairs=None, text_stats=TrainSettings.text_stats,
-            settings_changes={"max_length": max_length, "tail_tokens": tail_tokens}, negative_kinds=None,
-            train_weights=[1, 0.25], robustness=("lima-1k/lima.json", "code-alpaca/new_codealpaca.json"),
-            off_topic_weight=TrainSettings.off_topic_weight)
-        config = replace(scorer.head_config, members=1)
-        for seeds in ((42, 43), (44, 45)):
-            record_seed_heads(results, f"{name} (seeds {seeds[0]} and {seeds[1]})",
-                              lambda scores: variant_figures(data.valid, vr, scores),
-                              config, tf, tr, data.weights, data, vf, vr, settings, seeds=seeds)
-    write_results(results, args.out)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(retrain_command_variants(__doc__, VARIANTS))
