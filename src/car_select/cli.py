@@ -403,8 +403,6 @@ def cmd_train(args) -> int:
                        ("off_topic_weight", "off_topic_weight"), ("tail_tokens", "tail_tokens")):
         if getattr(args, flag) is not None:
             setattr(settings, name, getattr(args, flag))
-    if args.tail_tokens is None and settings.tail_tokens:  # the recipe's share of the window: 64 of 256
-        settings.tail_tokens = settings.max_length // 4
     if args.hidden_sizes:
         try:
             settings.hidden_sizes = [int(x) for x in args.hidden_sizes.split(",") if x.strip()]

@@ -29,8 +29,7 @@ def test_training_learns_and_is_deterministic(tiny_encoder_dir, recipe, objectiv
     train, valid = synthetic_pairs(24, 0), synthetic_pairs(8, 1)
     settings = TrainSettings(**{**RECIPES[recipe], **dict(
         objective=objective, encoder=tiny_encoder_dir, hidden_sizes=[16], epochs=6, lr_head=3e-3, batch_pairs=8,
-        triplet_dim=8, max_length=32, tail_tokens=RECIPES[recipe].get("tail_tokens", 8), precision="fp32", seed=5,
-        members=1)})
+        triplet_dim=8, max_length=32, precision="fp32", seed=5, members=1)})
     a = train_scorer(train, valid, settings, quiet=True)
     b = train_scorer(train, valid, settings, quiet=True)
     assert a.valid["valid"].pairwise_accuracy >= 0.75
@@ -60,8 +59,7 @@ def test_members_are_averaged_and_round_trip(tiny_encoder_dir, tmp_path):
 def test_training_the_encoder_follows_the_paper_schedule(tiny_encoder_dir):
     train, valid = synthetic_pairs(16, 2), synthetic_pairs(4, 3)
     settings = TrainSettings(encoder=tiny_encoder_dir, objective="regression", hidden_sizes=[16], epochs=2,
-                             batch_pairs=4, train_encoder=True, lr_encoder=1e-3, max_length=32, tail_tokens=8,
-                             precision="fp32", members=1)
+                             batch_pairs=4, train_encoder=True, lr_encoder=1e-3, max_length=32, precision="fp32", members=1)
     result = train_scorer(train, valid, settings, quiet=True)
     model = result.scorer.model
     assert model.train_encoder
@@ -87,7 +85,7 @@ def test_train_and_eval_cli_round_trip(tmp_path, tiny_encoder_dir):
                                 "--max-length", "32", "-q"], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "head.safetensors"]
-    # without --tail-tokens the window keeps the recipe's quarter of --max-length as its tail
+    # without --tail-tokens the window keeps a quarter of --max-length as its tail
     assert json.loads((out / "config.json").read_text())["head"]["tail_tokens"] == 8
     res = subprocess.run(cmd + ["eval-scorer", "--test", str(valid), "--scorer", str(out), "--json"],
                          capture_output=True, text=True, timeout=600)
@@ -222,8 +220,7 @@ def test_pair_weights_decide_between_files_that_disagree(tiny_encoder_dir):
     x = synthetic_pairs(24, 0)
     y = [PreferencePair(p.prompt, p.rejected, p.chosen) for p in synthetic_pairs(24, 2)]
     settings = TrainSettings(encoder=tiny_encoder_dir, hidden_sizes=[16], epochs=6, lr_head=3e-3, batch_pairs=8,
-                             max_length=32, tail_tokens=8, precision="fp32", seed=5, members=1,
-                             negatives_per_answer=0)
+                             max_length=32, precision="fp32", seed=5, members=1, negatives_per_answer=0)
     valid = synthetic_pairs(8, 1)
     for wx, wy, x_wins in ((8.0, 0.25, True), (0.25, 8.0, False)):
         result = train_scorer(x + y, valid, settings, quiet=True, pair_weights=[wx] * 24 + [wy] * 24)

@@ -53,8 +53,8 @@ class TrainSettings:
     text_stats: int = 25
     # Of a text longer than the window, the last tokens kept in place of those before them, so the
     # head sees what was appended to a long answer (multi-view heads only; 0: the first max_length;
-    # at most half of max_length)
-    tail_tokens: int = 64
+    # at most half of max_length; None: a quarter of max_length, 64 of 256)
+    tail_tokens: int | None = None
     negatives_per_answer: int = 1  # corruption negatives per chosen answer (used by the CLI's data assembly)
     # Loss weight of the off_topic negatives (another record's answer; other negatives weigh 1): at 1 the
     # head ranked fluent code for another request above the right answer (validation only:
@@ -80,6 +80,10 @@ class TrainSettings:
     batch_tokens: int = 16384  # the training features' batch size: part of what fixes a retrain's bytes
     device: str = "auto"
     precision: str = "auto"
+
+    def __post_init__(self):
+        if self.tail_tokens is None:
+            self.tail_tokens = self.max_length // 4
 
     def validate(self) -> "TrainSettings":
         if list(self.views) not in VIEW_SETS:
@@ -346,11 +350,12 @@ def prepare(train: Sequence[PreferencePair], valid: dict[str, Sequence[Preferenc
     """A new scorer for `settings` (encoder frozen) and the features of every training and validation
     text: (scorer, train features, train rows, valid features, valid rows), rows being each pair's
     (chosen, rejected[, anchor]) indices into its features."""
+    settings.validate()  # the variant scripts call this without train_scorer
     seed_everything(settings.seed)
     head = {"hidden_sizes": list(settings.hidden_sizes), "activation": settings.activation,
             "dropout": settings.dropout, "objective": settings.objective, "views": list(settings.views),
             "text_stats": settings.text_stats,
-            "tail_tokens": min(settings.tail_tokens, settings.max_length // 2),
+            "tail_tokens": settings.tail_tokens,
             "output_size": settings.triplet_dim if settings.objective == "triplet" else 1}
     scorer = Scorer.new(settings.encoder, head, settings.max_length, train_encoder=settings.train_encoder)
     scorer.to(settings.device, settings.precision)
