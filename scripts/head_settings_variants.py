@@ -24,7 +24,6 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 from off_topic_weight_variants import figures  # noqa: E402
 from scorer_variants import (  # noqa: E402
-    default_recipe_features,
     parse_args,
     record_seed_heads,
     shipped_recipe_features,
@@ -76,11 +75,8 @@ def retrain_command_variants(doc: str, variants: dict) -> int:
     results = {}
     for name, changes in variants.items():
         changes = dict(changes)
-        data, settings, scorer, tf, tr, vf, vr = default_recipe_features(
-            args, max_train_pairs=None, text_stats=changes.pop("text_stats", TrainSettings.text_stats),
-            settings_changes=changes, negative_kinds=None, train_weights=[1, 0.25],
-            robustness=("lima-1k/lima.json", "code-alpaca/new_codealpaca.json"),
-            off_topic_weight=TrainSettings.off_topic_weight)
+        data, settings, scorer, tf, tr, vf, vr = shipped_recipe_features(
+            args, text_stats=changes.pop("text_stats", TrainSettings.text_stats), **changes)
         config = replace(scorer.head_config, members=1)
         for seeds in ((42, 43), (44, 45)):
             record_seed_heads(results, f"{name} (seeds {seeds[0]} and {seeds[1]})",

@@ -174,12 +174,14 @@ def default_recipe_features(args: argparse.Namespace, max_train_pairs: int | Non
     return (data, settings, *prepare(data.train, data.valid, settings, cache_dir=args.cache_dir))
 
 
-def shipped_recipe_features(args, text_stats: int = TrainSettings.text_stats, **settings_changes):
+def shipped_recipe_features(args, text_stats: int = TrainSettings.text_stats, negative_kinds=None, **settings_changes):
     """default_recipe_features for the retrain command's data (every judged pair at weight 0.25,
-    negatives of every kind, off_topic ones at the shipped weight, the shipped statistics and settings
-    unless told otherwise) with the LIMA and Code Alpaca validation suites."""
+    negatives of corruptions.TRAINING_KINDS, off_topic ones at the shipped weight, the shipped statistics
+    and settings unless told otherwise) with the LIMA and Code Alpaca validation suites.
+    negative_kinds: other kinds to draw the negatives from (left_out_variants: every kind)."""
     return default_recipe_features(
-        args, max_train_pairs=None, text_stats=text_stats, settings_changes=settings_changes, negative_kinds=tuple(KINDS),
+        args, max_train_pairs=None, text_stats=text_stats, settings_changes=settings_changes,
+        negative_kinds=negative_kinds,
         train_weights=[1, 0.25], robustness=("lima-1k/lima.json", "code-alpaca/new_codealpaca.json"),
         off_topic_weight=TrainSettings.off_topic_weight)
 
@@ -188,7 +190,7 @@ def left_out_variants(doc: str, variants: dict, figures, always_left_out: tuple 
     """Train each variant (name: the kinds it leaves out of training, with always_left_out) on the
     retrain command's cached features and write the results; figures(valid, rows, scores) -> a summary."""
     args = parse_args(doc)
-    data, settings, scorer, tf, tr, vf, vr = shipped_recipe_features(args)
+    data, settings, scorer, tf, tr, vf, vr = shipped_recipe_features(args, negative_kinds=tuple(KINDS))
     config = replace(scorer.head_config, members=1)
     results = {}
     for name, left_out in variants.items():
