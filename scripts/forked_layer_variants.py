@@ -21,13 +21,14 @@ on disk for the next run). On 2 cores their encoder pass takes 7 minutes, the pr
 fine-tuning epoch 18 (the copy's forward and backward over 35,000 texts): the defaults (one seed,
 one learning rate, one epoch) take about 30 minutes, 21 with the states on disk.
 
-    python scripts/forked_layer_variants.py --out docs/forked_layer_variants.json [--cache-dir DIR]
+    python scripts/forked_layer_variants.py --out docs/forked_layer_variants.json [--states-dir DIR] [--cache-dir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import os
 import sys
 import time
@@ -39,7 +40,7 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(__file__))
 from head_settings_variants import variant_figures  # noqa: E402
-from scorer_variants import DATA, record_result, shipped_recipe_features, train_head, write_results  # noqa: E402
+from scorer_variants import DATA, pair_loss, record_result, shipped_recipe_features, train_head, write_results  # noqa: E402
 
 from car_select.encode import run_batches  # noqa: E402
 from car_select.scoring.model import ScoringHead, masked_mean_views  # noqa: E402
@@ -48,12 +49,21 @@ from car_select.scoring.train import seed_everything  # noqa: E402
 
 class TokenStates:
     """Every text's layer-5 token states, packed without padding (bf16), with each text's offset,
-    length and response start, and its cached pooled views and statistics."""
+    length and response start, and its cached pooled views and statistics (feats').
+    states_dir: where the packed states are kept between runs, named by the texts' token ids."""
 
-    def __init__(self, scorer, feats):
+    def __init__(self, scorer, feats, states_dir: str | None = None):
         lens = torch.tensor([len(x) for x in feats.ids])
         self.offsets = torch.cat([torch.zeros(1, dtype=torch.long), lens.cumsum(0)])
         self.lens, self.starts = lens, torch.as_tensor(feats.starts)
+        self.pooled, self.stats = feats.table, feats.stats
+        path = None
+        if states_dir:
+            key = hashlib.sha256(repr((scorer.fingerprint(embedding_only=True), feats.ids)).encode()).hexdigest()[:32]
+            path = os.path.join(states_dir, f"{key}.pt")
+            if os.path.exists(path):
+                self.flat = torch.load(path, weights_only=True)
+                return
         self.flat = torch.zeros((int(lens.sum()), scorer.head_config.hidden_size), dtype=torch.bfloat16)
         for batch, (h,) in run_batches(lambda ids, mask: (scorer.model.hidden_states(ids, mask)[-2],), feats.ids,
                                        pad_id=scorer.pad_id, batch_tokens=16384, device=scorer.device,
@@ -61,7 +71,11 @@ class TokenStates:
             for row, states in zip(batch, torch.from_numpy(h)):
                 n = int(lens[row])
                 self.flat[self.offsets[row]:self.offsets[row] + n] = states[:n].to(torch.bfloat16)
-        self.pooled, self.stats = feats.table, feats.stats
+        if path:
+            from car_select.atomic import atomic_path
+
+            with atomic_path(path) as tmp:
+                torch.save(self.flat, tmp)
 
     def batch(self, rows):
         """(states (b, t, hidden) bf16 right-padded, mask (b, t), response starts, pooled views, stats)."""
@@ -77,12 +91,13 @@ class TokenStates:
 
 
 class ForkedLayerHead(nn.Module):
-    """The shipped head over the seven frozen layers plus a trainable copy of the last layer."""
+    """A head over the seven frozen layers and a trainable copy of the last layer (config: the head's,
+    with num_layers counting the copy)."""
 
     def __init__(self, config, last_layer: nn.Module):
         super().__init__()
         self.fork = copy.deepcopy(last_layer).requires_grad_(True)  # the encoder's own layers are frozen
-        self.head = ScoringHead(replace(config, num_layers=config.num_layers + 1))
+        self.head = ScoringHead(config)
 
     def forward(self, store: TokenStates, rows) -> torch.Tensor:
         states, mask, starts, pooled, stats = store.batch(rows)
@@ -145,9 +160,7 @@ def fine_tune(model: ForkedLayerHead, train: TokenStates, rows, weights, data, v
         model.train()
         t0 = time.time()
         for b in length_buckets(rows, train.lens, rng):
-            r = rows[b]
-            both = model(train, np.concatenate([r[:, 0], r[:, 1]]))
-            loss = (w[b] * nn.functional.softplus(both[len(b):] - both[:len(b)])).sum() / w[b].sum()
+            loss = pair_loss(lambda items: model(train, items), rows[b], w[b])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -158,19 +171,6 @@ def fine_tune(model: ForkedLayerHead, train: TokenStates, rows, weights, data, v
         if not moved:
             raise RuntimeError("the copy of the last layer did not train")
     return figures
-
-
-def token_states(scorer, feats, path: str | None) -> TokenStates:
-    """TokenStates of feats, kept in `path` (torch.save) when given: their encoder pass takes minutes."""
-    if path and os.path.exists(path):
-        return torch.load(path, weights_only=False)
-    store = TokenStates(scorer, feats)
-    if path:
-        from car_select.atomic import atomic_path
-
-        with atomic_path(path) as tmp:
-            torch.save(store, tmp)
-    return store
 
 
 def main() -> int:
@@ -189,13 +189,10 @@ def main() -> int:
         args.cache_dir = default_cache_dir()
     data, settings, scorer, tf, tr, vf, vr = shipped_recipe_features(args)
     t0 = time.time()
-    states = [token_states(scorer, f, args.states_dir and os.path.join(args.states_dir, f"{name}.pt"))
-              for name, f in (("train", tf), ("valid", vf))]
-    train, valid = states
+    train, valid = TokenStates(scorer, tf, args.states_dir), TokenStates(scorer, vf, args.states_dir)
     print(f"layer-5 states of {len(train.lens) + len(valid.lens)} texts in {time.time() - t0:.0f} s",
           file=sys.stderr, flush=True)
-    config = replace(scorer.head_config, members=1)
-    wide = replace(config, num_layers=config.num_layers + 1)
+    wide = replace(scorer.head_config, members=1, num_layers=scorer.head_config.num_layers + 1)
     last_layer = scorer.model.encoder.encoder.layer[-1]
     weights = np.array(data.weights)
     results = {}
@@ -207,7 +204,7 @@ def main() -> int:
         record_result(results, f"frozen features (the probe), seed {seed}", s, epoch)
         # 2. the copy and the probed head trained together
         for fork_lr in args.fork_lr or [2e-5]:
-            model = ForkedLayerHead(config, last_layer)
+            model = ForkedLayerHead(wide, last_layer)
             model.head.load_state_dict(probe.state_dict())
             for epoch, s in enumerate(fine_tune(model, train, tr, weights, data, valid, vr, args.epochs, seed,
                                                 fork_lr, args.head_lr)):

@@ -65,6 +65,12 @@ def summary(valid: dict, rows: np.ndarray, item_scores: np.ndarray) -> dict:
     return out
 
 
+def pair_loss(score, rows: np.ndarray, weights: torch.Tensor) -> torch.Tensor:
+    """Weighted logistic loss of pair rows (chosen, rejected); score(item indices) -> their scores."""
+    both = score(np.concatenate([rows[:, 0], rows[:, 1]]))
+    return (weights * nn.functional.softplus(both[len(rows):] - both[:len(rows)])).sum() / weights.sum()
+
+
 def train_head(config, train_feats, rows, weights, valid, valid_feats, valid_rows, epochs, patience, loss="pairwise",
                labels=None, criterion=None, make_head=None, n_valid=None, seed=42, lr=1e-3, weight_decay=0.01):
     """One head; keeps the epoch whose validation summary is best by `criterion` (default: the mean).
@@ -90,9 +96,7 @@ def train_head(config, train_feats, rows, weights, valid, valid_feats, valid_row
                 target = torch.as_tensor(labels[b], dtype=torch.float32)
                 value = nn.functional.binary_cross_entropy_with_logits(head(*train_feats(rows[b])), target)
             else:
-                r = rows[b]
-                both = head(*train_feats(np.concatenate([r[:, 0], r[:, 1]])))
-                value = (w[b] * nn.functional.softplus(both[len(b):] - both[:len(b)])).sum() / w[b].sum()
+                value = pair_loss(lambda items: head(*train_feats(items)), rows[b], w[b])
             opt.zero_grad()
             value.backward()
             opt.step()
