@@ -12,7 +12,7 @@ import importlib
 # bad input file before torch and transformers are even loaded.
 _EXPORTS = {
     "CarSelectError": "errors", "Config": "config", "Record": "records", "Dataset": "formats",
-    "read_dataset": "formats", "write_subset": "formats", "Selection": "pipeline", "select": "pipeline",
+    "read_dataset": "formats", "write_subset": "api", "Selection": "pipeline", "select": "pipeline",
     "RunResult": "api", "run": "api", "score_records": "api", "Scorer": "scoring.scorer",
 }
 __all__ = sorted(_EXPORTS)

@@ -11,7 +11,8 @@ import numpy as np
 from .atomic import atomic_write_text
 from .config import Config
 from .errors import CarSelectError
-from .formats import Dataset, read_dataset, write_subset
+from .formats import Dataset, read_dataset
+from .formats import write_subset as formats_write_subset
 from .formats import output_format as output_format_of
 from .outputs import RunOutputs
 from .pipeline import Progress, Selection, select
@@ -76,7 +77,7 @@ def _input_format(source: Dataset | str, file_format: str | None) -> tuple[str, 
 
 def plan_outputs(source: Dataset | str, *, output: str | None = None, output_format: str | None = None,
                  annotated: str | None = None, report: str | None = None, figures: str | None = None,
-                 overwrite: bool = True, cli: bool = False, file_format: str | None = None) -> RunOutputs:
+                 overwrite: bool = False, cli: bool = False, file_format: str | None = None) -> RunOutputs:
     """Every output of a run, checked against the input and each other (as files) before any work
     (`source` is the Dataset or the input path, not yet read). Errors name the API argument, or the
     flag when `cli` is true. The selection is a folder (of shards, or a Hugging Face dataset) when its
@@ -120,14 +121,14 @@ def read_input(path: str, *, file_format: str | None = None, schema: str | None 
 def run(dataset: Dataset | str, config: Config | None = None, *, output: str | None = None,
         output_format: str | None = None, annotated: str | None = None, report: str | None = None,
         figures: str | None = None, engine: str = "local", address: str | None = None,
-        quiet: bool = True, overwrite: bool = True, outputs: RunOutputs | None = None,
+        quiet: bool = True, overwrite: bool = False, outputs: RunOutputs | None = None,
         file_format: str | None = None, schema: str | None = None, fields=None,
         rows_per_shard: int = 100_000) -> RunResult:
     """Select from a dataset (a Dataset, or a path: a file, a folder of shards, a glob) and write
     whatever outputs are asked for. One pipeline whatever the engine ("local" or "ray": where the
     stages run). Every output is written to a temporary sibling and all are moved into place
     together at the end: an error or interrupt part-way changes no existing file.
-    `overwrite=False` refuses existing outputs."""
+    An existing output is refused unless `overwrite=True`; an input is never overwritten."""
     from .executors import executor_for
 
     config = (config or Config()).validate()
@@ -179,6 +180,20 @@ def run(dataset: Dataset | str, config: Config | None = None, *, output: str | N
     return RunResult(selection, written)
 
 
+def write_subset(dataset: Dataset, indices: Sequence[int], path: str, file_format: str | None = None, *,
+                 overwrite: bool = False) -> str:
+    """Write `dataset`'s records at `indices` (in that order) to `path`, with the CLI's protection: the
+    input is never overwritten, an existing file only with `overwrite=True`, and the file changes by one
+    rename after it is written in full. Returns the path written."""
+    outputs = plan_outputs(dataset, output=path, output_format=file_format, overwrite=overwrite)
+    out = outputs.outputs[0]
+    with outputs.transaction():
+        from .formats.sources import write_selection
+
+        write_selection(dataset, indices, outputs.temp(out), out.kind == "dir", file_format)
+    return out.path
+
+
 def score_records(records: Sequence[Record], config: Config | None = None, quiet: bool = True) -> np.ndarray:
     """Quality score per record (multi-turn records aggregate their exchanges)."""
     from .cache import open_cache
@@ -196,7 +211,7 @@ def score_records(records: Sequence[Record], config: Config | None = None, quiet
 
 
 def score_dataset(dataset: Dataset, config: Config | None = None, *, output: str, output_format: str | None = None,
-                  quiet: bool = True, overwrite: bool = True, outputs: RunOutputs | None = None) -> np.ndarray:
+                  quiet: bool = True, overwrite: bool = False, outputs: RunOutputs | None = None) -> np.ndarray:
     if outputs is None:
         outputs = plan_outputs(dataset, output=output, output_format=output_format, overwrite=overwrite)
     with outputs.transaction():
@@ -208,5 +223,5 @@ def score_dataset(dataset: Dataset, config: Config | None = None, *, output: str
 
             write_shards(dataset, range(len(dataset.records)), outputs.temp(out), output_format, add_columns=column)
         else:
-            write_subset(dataset, range(len(dataset.records)), outputs.temp(out), fmt, add_columns=column)
+            formats_write_subset(dataset, range(len(dataset.records)), outputs.temp(out), fmt, add_columns=column)
     return scores

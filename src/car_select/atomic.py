@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import CarSelectError
-from .outputs import _remove, _replace_dir, _umask
+from .outputs import _remove, _replace_dir, _umask, probe_writable
 
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "check_writable"]
 
@@ -37,8 +37,9 @@ def check_writable(path: str | os.PathLike, *, overwrite: bool = True, directory
         raise CarSelectError(f"cannot write {path}: directory {parent} does not exist")
     if not parent.is_dir():
         raise CarSelectError(f"cannot write {path}: {parent} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise CarSelectError(f"cannot write {path}: directory {parent} is not writable")
+    problem = probe_writable(str(parent))
+    if problem:
+        raise CarSelectError(f"cannot write {path}: directory {parent} is not writable ({problem})")
     if p.exists() or p.is_symlink():
         if not overwrite:
             raise CarSelectError(f"cannot write {path}: it already exists (pass --overwrite to replace it)")

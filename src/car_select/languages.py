@@ -28,6 +28,10 @@ DETECTOR = "py3langid"
 TEXT_CHARS = 600  # characters of instruction + response looked at per record
 
 
+def _percent(part: int, whole: int) -> str:
+    """A share that never rounds to 100% or 0% unless it is exactly that (498 of 500 is "99.6%")."""
+    p = 100.0 * part / whole
+    return f"{p:.0f}%" if p in (0.0, 100.0) or 1 <= p <= 99 else f"{p:.1f}%"
 
 
 def detect(texts: Sequence[str]) -> list[str]:
@@ -81,7 +85,8 @@ def language_summary(records: Sequence[Record], unique: np.ndarray, duplicate_of
         foreign = sum(n for code, n in counts.items() if code not in trained)
         if foreign > len(codes) / 2:
             top = next(code for code in counts if code not in trained)
-            out["warning"] = (f"{foreign / len(codes):.0%} of the records are not in the scorer's languages "
+            share = f"{foreign:,} of {len(codes):,}" + (" sampled" if len(rows) < len(unique) else "")
+            out["warning"] = (f"{share} records ({_percent(foreign, len(codes))}) are not in the scorer's languages "
                               f"({', '.join(trained)}; most common other: {top}): its scores (and the English "
                               "all-MiniLM-L6-v2 clusters) may mean little; bring a scorer for them with "
                               "--scorer hf-reward:MODEL or --score-field NAME")

@@ -210,8 +210,9 @@ class RunOutputs:
             raise self._fail(out, f"directory {os.path.dirname(path) or parent} does not exist")
         if not os.path.isdir(parent):
             raise self._fail(out, f"{parent} is not a directory")
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise self._fail(out, f"directory {parent} is not writable")
+        problem = probe_writable(parent)
+        if problem:
+            raise self._fail(out, f"directory {parent} is not writable ({problem})")
 
     def _check_target(self, out: Output, target: str, want_dir: bool) -> None:
         if not os.path.lexists(target):
@@ -233,13 +234,13 @@ class RunOutputs:
             if not entries and not os.path.exists(os.path.join(target, MARKER)):
                 return  # an empty folder: nothing of anyone's to replace
             if not self.overwrite:
-                raise CarSelectError(f"{out.label} {shown}: it already exists (pass --overwrite to replace it)")
+                raise CarSelectError(f"{out.label} {shown}: it already exists ({_overwrite_hint(out)})")
             if not os.path.exists(os.path.join(target, MARKER)) and not _is_hf_folder(target):
                 raise CarSelectError(f"{out.label} {shown}: holds files car-select did not write; --overwrite "
                                      "replaces only car-select's own output folders, so name a new folder")
             return
         if not self.overwrite:
-            raise CarSelectError(f"{out.label} {shown}: it already exists (pass --overwrite to replace it)")
+            raise CarSelectError(f"{out.label} {shown}: it already exists ({_overwrite_hint(out)})")
 
     def _check_collisions(self) -> None:
         ins = [(label, path, _Path.of(path)) for label, path in self.inputs if path and "://" not in path]
@@ -331,6 +332,25 @@ class RunOutputs:
 
     def written(self) -> dict[str, str]:
         return {o.label.lstrip("-"): o.path for o in self.outputs}
+
+
+def _overwrite_hint(out: Output) -> str:
+    """How to replace an existing output, in the caller's terms: the CLI's flag or the API's argument."""
+    return "pass --overwrite to replace it" if out.label.startswith("--") else "pass overwrite=True to replace it"
+
+
+def probe_writable(folder: str) -> str | None:
+    """Why a new file cannot be created in `folder`, or None. Creates and removes a hidden sibling, since
+    permission bits alone say yes where the file system says no (root in /proc, a read-only mount)."""
+    probe = os.path.join(folder, f".car-select-{os.getpid()}-{uuid.uuid4().hex[:8]}.probe")
+    try:
+        fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except OSError as exc:
+        return _reason(exc)
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return None
 
 
 def _is_hf_folder(path: str) -> bool:

@@ -47,6 +47,7 @@ class Selection:
     min_score: float | None = None
     eligible: int = 0  # distinct records scoring at least min_score (all distinct records without it)
     warnings: list[str] = field(default_factory=list)
+    empty_responses: int = 0  # distinct records whose response (in any exchange) is empty or whitespace
     against_random: dict | None = None  # value.compare_with_random: the selection beside random subsets
     languages: dict | None = None  # languages.language_summary: detected languages, scorer's, warning
     record_languages: list | None = None  # per input record, when every distinct record was detected
@@ -99,6 +100,7 @@ class Selection:
             "selected_top_n1": self.reasons.count("top_n1"),
             "selected_cluster_top": self.reasons.count("cluster_top"),
             "clusters_covered": covered,
+            **({"empty_responses": self.empty_responses} if self.empty_responses else {}),
             "cache_hits": self.cache_hits,
             "encoder_passes": self.encoder_passes,
             **({"against_random": self.against_random} if self.against_random else {}),
@@ -189,6 +191,12 @@ def select(records: Sequence[Record], config: Config | None = None, *, scorer: S
     for message in rule.warnings:
         warnings.warn(message, CarSelectWarning, stacklevel=2)
     chosen = rule.selection
+    from .data_warnings import selection_warnings
+
+    data_warnings, empty_responses = selection_warnings(records, unique, scores_u, chosen.indices, scores is not None)
+    for message in data_warnings:
+        warnings.warn(message, CarSelectWarning, stacklevel=2)
+    rule.warnings.extend(data_warnings)
     source = np.where(duplicate_of >= 0, duplicate_of, np.arange(len(records)))
     position = np.empty(len(records), dtype=np.int64)
     position[unique] = np.arange(len(unique))
@@ -225,6 +233,6 @@ def select(records: Sequence[Record], config: Config | None = None, *, scorer: S
         pca_components=model.n_components, pca_variance_explained=model.explained_variance,
         inertia=model.inertia, stage_seconds=seconds, cache_hits=hits, encoder_passes=feats.passes,
         n1=rule.n1, n2=rule.n2, budget=rule.budget, min_score=config.min_score, eligible=rule.eligible,
-        warnings=rule.warnings, against_random=against_random, languages=languages,
+        warnings=rule.warnings, empty_responses=empty_responses, against_random=against_random, languages=languages,
         record_languages=record_languages,
     )
