@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from car_select.scoring.pairs import PreferencePair, read_pairs
 from car_select.scoring.scorer import Scorer
-from car_select.scoring.train import score_pairs
+from car_select.training.evaluate import score_pairs
+from car_select.training.pairs import PreferencePair, read_pairs
 
 HANDMADE = Path(__file__).parent / "data" / "handmade_pairs.jsonl"
 FILLER = (" I hope this helps! Let me know if you have any other questions, I am always happy to help you with "

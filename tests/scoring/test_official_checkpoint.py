@@ -18,11 +18,8 @@ import yaml
 
 from car_select.errors import CarSelectError
 from car_select.scoring.model import HeadConfig, QualityEstimator, ScoringHead
-from car_select.scoring.official import (
-    ENCODER_ENV,
-    load_official_checkpoint,
-    write_official_style_checkpoint,
-)
+from car_select.scoring.comet_export import write_official_style_checkpoint
+from car_select.scoring.official import ENCODER_ENV
 from car_select.scoring.scorer import Scorer
 
 COMET_FIXTURE = Path(__file__).parent / "data" / "comet_fixture"
@@ -117,7 +114,7 @@ def test_round_trip_scores_identical(tmp_path, tokenizer_dir, kind):
     expected = scorer.score_texts(TEXTS)
     assert np.ptp(expected) > 1e-4  # random weights give distinct scores
 
-    for loaded in (Scorer.load(out), load_official_checkpoint(ckpt), load_official_checkpoint(out)):
+    for loaded in (Scorer.load(out), Scorer.from_official_checkpoint(ckpt), Scorer.from_official_checkpoint(out)):
         assert loaded.encoder_name == scorer.encoder_name
         assert loaded.model.train_encoder is True
         assert loaded.objective == "regression"
@@ -142,7 +139,7 @@ def test_loaded_scorer_saves_and_reloads_in_our_format(written, tmp_path):
 
 def test_export_is_deterministic_and_reloads_to_same_weights(written, tmp_path):
     _, _, ckpt = written
-    loaded = load_official_checkpoint(ckpt)
+    loaded = Scorer.from_official_checkpoint(ckpt)
     ckpt2 = write_official_style_checkpoint(loaded, tmp_path / "again")
     a = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
     b = torch.load(ckpt2, map_location="cpu", weights_only=True)["state_dict"]
@@ -182,7 +179,7 @@ def test_pretrained_model_beside_the_checkpoint_is_found_from_anywhere(written, 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    loaded = load_official_checkpoint(ckpt)
+    loaded = Scorer.from_official_checkpoint(ckpt)
     assert loaded.encoder_name == "my-encoder"
     assert loaded.meta["encoder_source"] == str(out / "my-encoder")
     np.testing.assert_allclose(loaded.score_texts(TEXTS), scorer.score_texts(TEXTS), rtol=1e-5, atol=1e-5)
@@ -247,7 +244,7 @@ def test_softmax_layer_mix_is_converted_exactly(written):
     raw = torch.tensor([0.3, -0.2, 0.5])
     _edit_hparams(out / "hparams.yaml", layer_transformation="softmax")
     _edit_checkpoint(ckpt, lambda d: d["hyper_parameters"].update(layer_transformation="softmax"))
-    loaded = load_official_checkpoint(ckpt)
+    loaded = Scorer.from_official_checkpoint(ckpt)
     torch.testing.assert_close(loaded.model.head.layerwise_attention.weights(), torch.softmax(raw, 0),
                                rtol=1e-6, atol=1e-7)
     # same scores as the original head with its mix replaced by COMET's softmax mix
@@ -270,7 +267,7 @@ def test_checkpoint_hyper_parameters_win_over_hparams_yaml(written):
     """COMET builds the model from checkpoint["hyper_parameters"]; hparams.yaml only names the class."""
     scorer, out, ckpt = written
     _edit_hparams(out / "hparams.yaml", layer_transformation="softmax")
-    loaded = load_official_checkpoint(ckpt)
+    loaded = Scorer.from_official_checkpoint(ckpt)
     np.testing.assert_allclose(loaded.score_texts(TEXTS), scorer.score_texts(TEXTS), rtol=1e-5, atol=1e-5)
 
 
@@ -280,7 +277,7 @@ def test_encoder_override_argument_and_env(written, monkeypatch):
     _edit_hparams(out / "hparams.yaml", pretrained_model="xlm-roberta-large")
     _edit_checkpoint(ckpt, lambda d: d["hyper_parameters"].update(pretrained_model="xlm-roberta-large"))
     expected = scorer.score_texts(TEXTS)
-    a = load_official_checkpoint(ckpt, encoder=local)
+    a = Scorer.from_official_checkpoint(ckpt, encoder=local)
     monkeypatch.setenv(ENCODER_ENV, local)
     b = Scorer.load(out)
     for s in (a, b):
@@ -302,7 +299,7 @@ def test_missing_layer_mix_key(written):
     _, _, ckpt = written
     _edit_checkpoint(ckpt, lambda d: d["state_dict"].pop("layerwise_attention.scalar_parameters.2"))
     with pytest.raises(CarSelectError) as e:
-        load_official_checkpoint(ckpt)
+        Scorer.from_official_checkpoint(ckpt)
     _one_line_error(e, ckpt, "layerwise_attention.scalar_parameters.2")
 
 
@@ -316,7 +313,7 @@ def test_missing_and_unexpected_encoder_keys(written):
 
     _edit_checkpoint(ckpt, edit)
     with pytest.raises(CarSelectError) as e:
-        load_official_checkpoint(ckpt)
+        Scorer.from_official_checkpoint(ckpt)
     _one_line_error(e, ckpt, "missing encoder.model.encoder.layer.1.output.dense.bias",
                     "unexpected encoder.model.encoder.layer.7.output.dense.weight")
 
@@ -325,7 +322,7 @@ def test_unknown_top_level_key(written):
     _, _, ckpt = written
     _edit_checkpoint(ckpt, lambda d: d["state_dict"].update({"hidden2tag.weight": torch.zeros(2, 32)}))
     with pytest.raises(CarSelectError) as e:
-        load_official_checkpoint(ckpt)
+        Scorer.from_official_checkpoint(ckpt)
     _one_line_error(e, ckpt, "hidden2tag.weight", "instruction_metric")
 
 
@@ -355,7 +352,7 @@ def test_bad_hyper_parameters_inside_ckpt_name_the_ckpt(written):
     _, _, ckpt = written
     _edit_checkpoint(ckpt, lambda d: d["hyper_parameters"].update(pool="max"))
     with pytest.raises(CarSelectError) as e:
-        load_official_checkpoint(ckpt)
+        Scorer.from_official_checkpoint(ckpt)
     _one_line_error(e, ckpt, "pool", "'max'")
 
 
@@ -364,7 +361,7 @@ def test_regression_metric_with_wider_input_is_refused(written):
     _, _, ckpt = written
     _edit_checkpoint(ckpt, lambda d: d["state_dict"].update({"estimator.ff.0.weight": torch.zeros(24, 6 * 32)}))
     with pytest.raises(CarSelectError) as e:
-        load_official_checkpoint(ckpt)
+        Scorer.from_official_checkpoint(ckpt)
     _one_line_error(e, ckpt, "estimator.ff.0.weight", "multi-input")
 
 
@@ -373,7 +370,7 @@ def test_no_hparams_anywhere(written):
     (out / "hparams.yaml").unlink()
     _edit_checkpoint(ckpt, lambda d: d.pop("hyper_parameters"))
     with pytest.raises(CarSelectError) as e:
-        load_official_checkpoint(ckpt)
+        Scorer.from_official_checkpoint(ckpt)
     _one_line_error(e, ckpt, "hparams.yaml")
 
 
@@ -381,7 +378,7 @@ def test_unreachable_encoder_is_a_clear_error(written):
     _, out, ckpt = written
     _edit_checkpoint(ckpt, lambda d: d["hyper_parameters"].update(pretrained_model=str(out / "no-such-encoder")))
     with pytest.raises(CarSelectError) as e:
-        load_official_checkpoint(ckpt)
+        Scorer.from_official_checkpoint(ckpt)
     _one_line_error(e, ckpt, "no-such-encoder", ENCODER_ENV)
 
 
@@ -391,7 +388,7 @@ def test_not_a_plain_data_checkpoint_is_refused(tmp_path):
     ckpt = tmp_path / "model.ckpt"
     torch.save({"state_dict": {}, "payload": argparse.Namespace(code="anything")}, ckpt)  # not plain data
     with pytest.raises(CarSelectError) as e:
-        load_official_checkpoint(ckpt)
+        Scorer.from_official_checkpoint(ckpt)
     _one_line_error(e, ckpt, "weights_only")
 
 
@@ -399,12 +396,12 @@ def test_garbage_and_non_lightning_files(tmp_path):
     bad = tmp_path / "garbage.ckpt"
     bad.write_bytes(b"not a checkpoint at all")
     with pytest.raises(CarSelectError) as e:
-        load_official_checkpoint(bad)
+        Scorer.from_official_checkpoint(bad)
     _one_line_error(e, bad)
     plain = tmp_path / "plain.ckpt"
     torch.save({"weights": torch.zeros(2)}, plain)
     with pytest.raises(CarSelectError) as e:
-        load_official_checkpoint(plain)
+        Scorer.from_official_checkpoint(plain)
     _one_line_error(e, plain, "state_dict")
 
 
@@ -413,7 +410,7 @@ def test_directory_with_zero_or_several_checkpoints(written, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(CarSelectError) as e:
-        load_official_checkpoint(empty)
+        Scorer.from_official_checkpoint(empty)
     _one_line_error(e, empty, ".ckpt")
     shutil.copy(ckpt, ckpt.with_name("other.ckpt"))
     with pytest.raises(CarSelectError) as e:
@@ -440,7 +437,7 @@ def test_head_errors_come_before_fetching_the_encoder(written):
 
     _edit_checkpoint(ckpt, edit)
     with pytest.raises(CarSelectError) as e:
-        load_official_checkpoint(ckpt)
+        Scorer.from_official_checkpoint(ckpt)
     _one_line_error(e, ckpt, "estimator.ff.6.bias")
 
 
@@ -448,5 +445,5 @@ def test_layer_mix_size_must_match_the_encoder(written):
     _, _, ckpt = written
     _edit_checkpoint(ckpt, lambda d: d["state_dict"].update({"layerwise_attention.scalar_parameters.3": torch.zeros(1)}))
     with pytest.raises(CarSelectError) as e:
-        load_official_checkpoint(ckpt)
+        Scorer.from_official_checkpoint(ckpt)
     _one_line_error(e, ckpt, "4 layer-mix weights", "3 hidden states")

@@ -19,7 +19,6 @@ chosen for that call, so a padded score is the unpadded one.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -152,7 +151,3 @@ class RewardScorer:
     def score_texts(self, texts: Sequence[str], batch_tokens: int = 16384) -> np.ndarray:
         halves = [t.split(RESPONSE_MARK, 1) if RESPONSE_MARK in t else [t, ""] for t in texts]
         return self.score_pairs([h[0] for h in halves], [h[1] for h in halves], batch_tokens)
-
-
-def load_reward_scorer(spec: str | os.PathLike) -> RewardScorer:
-    return RewardScorer.load(os.fspath(spec))

@@ -180,9 +180,7 @@ class Scorer:
             return RewardScorer.load(path)
         path = scorer_path(path)
         if path.is_file() and path.suffix == ".ckpt" or (path.is_dir() and any(path.glob("**/*.ckpt"))):
-            from .official import load_official_checkpoint
-
-            return load_official_checkpoint(path)
+            return cls.from_official_checkpoint(path)
         config_file = path / "config.json"
         if not config_file.is_file():
             raise CarSelectError(f"{path}: not a scorer directory (no config.json) and not a COMET .ckpt")
@@ -199,6 +197,18 @@ class Scorer:
         if not config.get("encoder_trained"):  # the key a cache probe computes without loading
             scorer._fingerprint = saved_fingerprint(path, config)
         return scorer.eval_mode()
+
+    @classmethod
+    def from_official_checkpoint(cls, path: str | os.PathLike, encoder: str | os.PathLike | None = None,
+                                 max_length: int | None = None) -> "Scorer":
+        """The paper's COMET-style IQS checkpoint (the .ckpt, or a folder holding one; official.py).
+        encoder: a local folder or hub id for the encoder's config and tokenizer (default: the
+        CAR_SELECT_OFFICIAL_ENCODER environment variable, else the checkpoint's pretrained_model);
+        max_length: COMET's truncation length unless given."""
+        from .official import build_official_model
+
+        built = build_official_model(path, encoder, max_length)
+        return cls(built.model, built.tokenizer, built.encoder_name, built.max_length, meta=built.meta).eval_mode()
 
     def eval_mode(self) -> "Scorer":
         self.model.eval()

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from car_select.errors import CarSelectError
-from car_select.scoring.pairs import PreferencePair
-from car_select.scoring.train import RECIPES, TrainSettings, score_pairs, train_scorer
+from car_select.training.evaluate import score_pairs
+from car_select.training.pairs import PreferencePair
+from car_select.training.train import RECIPES, TrainSettings, train_scorer
 
 
 def synthetic_pairs(n: int, seed: int) -> list[PreferencePair]:
@@ -135,8 +136,8 @@ def test_scorer_card_round_trip(tmp_path, tiny_encoder_dir):
 
 
 def test_training_data_names_each_pairs_source(tmp_path):
-    from car_select.scoring.corruptions import CorruptedPair
-    from car_select.scoring.train import training_data
+    from car_select.training.corruptions import CorruptedPair
+    from car_select.training.data import training_data
 
     def write(name, pairs):
         path = tmp_path / name
@@ -158,8 +159,8 @@ def test_training_data_names_each_pairs_source(tmp_path):
 
 
 def test_training_negatives_draw_from_the_training_kinds_and_validation_suites_from_the_diagnostics(tmp_path):
-    from car_select.scoring.corruptions import KINDS, SUITE_KINDS, TRAINING_KINDS
-    from car_select.scoring.train import training_data
+    from car_select.training.corruptions import KINDS, SUITE_KINDS, TRAINING_KINDS
+    from car_select.training.data import training_data
 
     pairs = tmp_path / "p.jsonl"
     pairs.write_text("".join(json.dumps({"prompt": f"Instruction: Describe topic {i} of list {i % 7}.",
@@ -180,7 +181,7 @@ def test_training_negatives_draw_from_the_training_kinds_and_validation_suites_f
 
 def test_training_data_gives_each_pair_its_files_weight(tmp_path):
     from car_select.errors import CarSelectError
-    from car_select.scoring.train import training_data
+    from car_select.training.data import training_data
 
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     for path, pairs in ((a, synthetic_pairs(3, 0)), (b, synthetic_pairs(5, 1))):
@@ -198,7 +199,7 @@ def test_training_data_gives_each_pair_its_files_weight(tmp_path):
 
 def test_off_topic_negatives_weigh_what_they_are_given(tmp_path):
     from car_select.errors import CarSelectError
-    from car_select.scoring.train import training_data
+    from car_select.training.data import training_data
 
     pairs = tmp_path / "p.jsonl"
     pairs.write_text("".join(json.dumps({"prompt": f"Instruction: Describe topic {i} of list {i % 7}.",

@@ -78,3 +78,14 @@ def spearman(a, b) -> float:
     from scipy.stats import spearmanr
 
     return float(spearmanr(a, b).statistic)
+
+
+def score_pairs(scorer, pairs: Sequence[PreferencePair], batch_tokens: int = 16384):
+    """(chosen scores, rejected scores) for evaluation with any scorer; every distinct
+    (prompt, answer) is scored once."""
+    keys = [(p.prompt, p.chosen) for p in pairs] + [(p.rejected_prompt or p.prompt, p.rejected) for p in pairs]
+    unique = list(dict.fromkeys(keys))
+    scores = scorer.score_pairs([k[0] for k in unique], [k[1] for k in unique], batch_tokens)
+    where = {k: i for i, k in enumerate(unique)}
+    s = np.array([scores[where[k]] for k in keys])
+    return s[: len(pairs)], s[len(pairs):]

@@ -15,26 +15,23 @@ paper's "Comet": anchor = instruction, positive = revised, negative = original, 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
 import os
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..encode import run_batches
 from ..errors import CarSelectError
+from ..scoring.model import OBJECTIVES, VIEW_SETS, ScoringHead
+from ..scoring.scorer import Scorer
+from ..scoring.textstats import STAT_NAMES
 from .evaluate import ScorerEvaluation, evaluate_pairs
-from .model import OBJECTIVES, VIEW_SETS, ScoringHead
+from .features import TrainingFeatures, pair_texts
 from .pairs import PreferencePair
-from .scorer import Scorer
-from .textstats import STAT_NAMES
 
 
 @dataclass
@@ -105,8 +102,6 @@ class TrainSettings:
         return self
 
 
-TRAIN_FEATURES_VERSION = 1  # bump when what _Features computes changes
-
 # Settings that differ from TrainSettings' defaults, per shipped scorer recipe.
 RECIPES = {
     "default": {},
@@ -128,105 +123,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _pair_texts(pairs: Sequence[PreferencePair], objective: str) -> tuple[list[tuple[str, str | None]], np.ndarray]:
-    """Unique (prompt, response) items and, per pair, indices of (chosen, rejected[, prompt]) into them.
-    A None response means "encode the prompt string alone" (the triplet's texts)."""
-    items: list[tuple[str, str | None]] = []
-    index: dict[tuple[str, str | None], int] = {}
-
-    def idx(item: tuple[str, str | None]) -> int:
-        if item not in index:
-            index[item] = len(items)
-            items.append(item)
-        return index[item]
-
-    rows = []
-    for p in pairs:
-        if objective == "triplet":
-            rows.append((idx((f"Response: {p.chosen}", None)), idx((f"Response: {p.rejected}", None)),
-                         idx((p.prompt, None))))
-            # the triplet anchor is the (revised) instruction, as in the paper's pairs CSV
-        else:
-            rows.append((idx((p.prompt, p.chosen)), idx((p.rejected_prompt or p.prompt, p.rejected))))
-    return items, np.asarray(rows, dtype=np.int64)
-
-
-class _Features:
-    """Pooled features of an item table: precomputed (frozen encoder) or computed per batch.
-    Calling it with item rows gives what the head takes: (pooled, stats or None)."""
-
-    def __init__(self, scorer: Scorer, items: list[tuple[str, str | None]], precompute: bool, batch_tokens: int,
-                 desc: str, quiet: bool = False, cache_dir: str | os.PathLike | None = None):
-        from ..render import RESPONSE_MARK
-
-        self.scorer = scorer
-        cfg = scorer.head_config
-        self.multi_view = cfg.multi_view
-        self.starts = self.stats = None
-        if self.multi_view:
-            self.ids, self.starts, stats = scorer.pair_inputs([p for p, _ in items], [r or "" for _, r in items])
-            self.stats = torch.from_numpy(stats)
-        else:
-            self.ids = scorer.tokenize([p if r is None else f"{p}{RESPONSE_MARK}{r}" for p, r in items])
-        self.table = None
-        cache_file = self._cache_file(cache_dir, items, batch_tokens) if precompute and cache_dir else None
-        if cache_file is not None and cache_file.is_file():
-            try:
-                self.table = torch.load(cache_file, weights_only=True)
-                return
-            except Exception:  # an unreadable file is recomputed and replaced, never trusted
-                self.table = None
-        if precompute:
-            from tqdm.auto import tqdm
-
-            shape = (len(items), len(cfg.views), cfg.num_layers, cfg.hidden_size) if self.multi_view else \
-                (len(items), cfg.num_layers, cfg.hidden_size)
-            self.table = torch.zeros(shape)
-            with tqdm(total=len(items), desc=f"encode {desc}", unit="text", leave=False, disable=quiet) as bar:
-                for batch, (pooled,) in run_batches(self._pool, self.ids, pad_id=scorer.pad_id,
-                                                    batch_tokens=batch_tokens, device=scorer.device,
-                                                    dtype=scorer.dtype, fixed_layout=True,
-                                                    progress=lambda n, _t: bar.update(n),
-                                                    extras=(self.starts,) if self.multi_view else ()):
-                    self.table[torch.as_tensor(batch)] = torch.from_numpy(pooled)
-            if cache_file is not None:
-                from ..atomic import atomic_path
-
-                cache_file.parent.mkdir(parents=True, exist_ok=True)
-                with atomic_path(cache_file) as tmp:
-                    torch.save(self.table, tmp)
-
-    def _cache_file(self, cache_dir, items, batch_tokens: int) -> Path:
-        """One file per (encoder, settings, exact item list): retraining with other head settings on
-        the same data reuses the features; they are the same bytes a fresh computation gives."""
-        h = hashlib.sha256()
-        s = self.scorer
-        h.update(json.dumps([TRAIN_FEATURES_VERSION, s.fingerprint(embedding_only=True), s.max_length,
-                             self.multi_view, list(s.head_config.views), s.head_config.tail_tokens,
-                             str(s.dtype), s.device.type,
-                             batch_tokens]).encode())
-        for p, r in items:
-            h.update(json.dumps([p, r]).encode("utf-8", "surrogatepass"))
-        return Path(cache_dir) / "training-features" / f"{h.hexdigest()[:32]}.pt"
-
-    def _pool(self, input_ids, mask, starts=None):
-        model = self.scorer.model
-        return (model.pooled_views(input_ids, mask, starts) if self.multi_view else model.pooled_layers(input_ids, mask),)
-
-    def __call__(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
-        device = self.scorer.device
-        stats = self.stats[torch.as_tensor(rows)].to(device) if self.stats is not None else None
-        if self.table is not None:
-            return self.table[torch.as_tensor(rows)].to(device), stats
-        from ..encode import autocast, pad_batch
-
-        input_ids, mask = pad_batch([self.ids[i] for i in rows], self.scorer.pad_id)
-        starts = torch.as_tensor(self.starts[rows]).to(device) if self.starts is not None else None
-        with autocast(device, self.scorer.dtype):
-            return self._pool(input_ids.to(device), mask.to(device), starts)[0], stats
-
 
 def _scores(scorer: Scorer, feats: torch.Tensor, rows: np.ndarray, objective: str) -> tuple[np.ndarray, np.ndarray]:
     """(chosen, rejected) scores for pair rows, in eval mode."""
@@ -361,12 +257,12 @@ def prepare(train: Sequence[PreferencePair], valid: dict[str, Sequence[Preferenc
     scorer.to(settings.device, settings.precision)
     for p in scorer.model.encoder.parameters():
         p.requires_grad_(False)
-    train_texts, train_rows = _pair_texts(train, settings.objective)
-    valid_texts, valid_rows = _pair_texts([p for pairs in valid.values() for p in pairs], settings.objective)
+    train_texts, train_rows = pair_texts(train, settings.objective)
+    valid_texts, valid_rows = pair_texts([p for pairs in valid.values() for p in pairs], settings.objective)
     precompute = not settings.train_encoder
     scorer.model.eval()
-    train_feats = _Features(scorer, train_texts, precompute, settings.batch_tokens, "train", quiet, cache_dir)
-    valid_feats = _Features(scorer, valid_texts, precompute, settings.batch_tokens, "valid", quiet, cache_dir)
+    train_feats = TrainingFeatures(scorer, train_texts, precompute, settings.batch_tokens, "train", quiet, cache_dir)
+    valid_feats = TrainingFeatures(scorer, valid_texts, precompute, settings.batch_tokens, "valid", quiet, cache_dir)
     return scorer, train_feats, train_rows, valid_feats, valid_rows
 
 
@@ -413,94 +309,3 @@ def train_scorer(train: Sequence[PreferencePair],
                                 "valid_pairs": {k: len(v) for k, v in valid.items()}},
                    "valid": {k: e.to_dict() for k, e in evaluations.items()}}
     return TrainResult(scorer, best_epochs, evaluations, history, valid_scores)
-
-
-def with_negatives(pairs: Sequence[PreferencePair], extra_answers: Sequence[tuple[str, str]] = (),
-                   per_answer: int = 1, seed: int = 42, kinds: Sequence[str] | None = None) -> list[PreferencePair]:
-    """`pairs` plus corruption negatives: every distinct chosen answer of `pairs`, and every
-    (prompt, answer) of `extra_answers`, above `per_answer` degraded copies of itself (train-pool
-    wordings, kinds drawn evenly from `kinds`, None: corruptions.TRAINING_KINDS). These pairs are where length and
-    quality disagree, or where a fluent answer does not answer this request."""
-    from .corruptions import TRAINING_KINDS, build_suite
-
-    if per_answer < 1:
-        return list(pairs)
-    items = list(dict.fromkeys([(p.prompt, p.chosen) for p in pairs] + list(extra_answers)))
-    return list(pairs) + build_suite(items, kinds or list(TRAINING_KINDS), seed=seed, pool="train", per_item=per_answer)
-
-
-def kind_weights(pairs: Sequence[PreferencePair], by_kind: Mapping[str, float]) -> list[float]:
-    """Each pair's loss weight by its corruption kind: by_kind's, 1 for other kinds and for file pairs."""
-    return [by_kind.get(getattr(p, "kind", ""), 1.0) for p in pairs]
-
-
-@dataclass
-class TrainingData:
-    train: list[PreferencePair]  # file pairs, then corruption negatives (CorruptedPair)
-    valid: dict[str, list[PreferencePair]]  # per validation set; "robustness:NAME" for corruption suites
-    trained_on: list[str]  # what the scorer card says it was trained on
-    sources: list[str]  # per training pair: its file's name, or "negatives"
-    weights: list[float] | None = None  # per training pair: its weight in the loss (None: all equal)
-
-
-def training_data(train_paths: Sequence[str], valid_paths: Sequence[str], *, robustness_paths: Sequence[str] = (),
-                  negatives_from: Sequence[str] = (), max_train_pairs: int | None = None,
-                  negatives_max_records: int | None = 1000, negatives_per_answer: int = 1,
-                  seed: int = 42, train_weights: Sequence[float] | None = None,
-                  negative_kinds: Sequence[str] | None = None, off_topic_weight: float = 1.0) -> TrainingData:
-    """The training and validation pairs `car-select train-scorer` assembles from its data options:
-    every --train file (at most max_train_pairs each, sampled with `seed`), corruption negatives of
-    their chosen answers and of negatives_from's answers, each --valid file and a corruption suite
-    (eval-pool wordings) of 150 answers per robustness path. train_weights: one per --train file, the
-    weight of its pairs in the loss (negatives weigh 1, off_topic ones off_topic_weight); weights are
-    None where every pair weighs 1. negative_kinds: the corruption kinds the negatives are drawn from
-    (None: corruptions.TRAINING_KINDS; the validation suites keep the diagnostic's kinds)."""
-    from .card import answer_items, robustness_pairs
-    from .pairs import read_pairs
-
-    if train_weights is not None and len(train_weights) != len(train_paths):
-        raise CarSelectError(f"{len(train_weights)} training weights for {len(train_paths)} training files")
-    if train_weights is not None and any(not w > 0 for w in train_weights):
-        raise CarSelectError(f"training weights must be > 0, got {list(train_weights)}")
-    if not off_topic_weight > 0:
-        raise CarSelectError(f"the off_topic negatives' weight must be > 0, got {off_topic_weight}")
-    train, sources, weights = [], [], []
-    for path, weight in zip(train_paths, train_weights or [1.0] * len(train_paths)):
-        pairs = sample_pairs(read_pairs(path), max_train_pairs, seed)
-        train += pairs
-        sources += [os.path.basename(path)] * len(pairs)
-        weights += [weight] * len(pairs)
-    extra = [it for path in negatives_from for it in answer_items(path, negatives_max_records, seed)]
-    if negatives_per_answer:
-        train = with_negatives(train, extra, negatives_per_answer, seed, negative_kinds)
-        sources += ["negatives"] * (len(train) - len(sources))
-        weights += kind_weights(train[len(weights):], {"off_topic": off_topic_weight})
-    valid = {os.path.basename(path): read_pairs(path) for path in valid_paths}
-    for path in robustness_paths:
-        valid[f"robustness:{os.path.basename(path)}"] = robustness_pairs(path, 150, seed=0)
-    trained_on = [os.path.basename(p) for p in train_paths]
-    if train_weights is not None:
-        trained_on = [f"{name} (weight {w:g})" for name, w in zip(trained_on, train_weights)]
-    if negatives_per_answer:
-        trained_on.append("corruption negatives of the training answers and of "
-                          + (", ".join(map(os.path.basename, negatives_from)) or "nothing else")
-                          + (f" (off_topic ones at weight {off_topic_weight:g})" if off_topic_weight != 1 else ""))
-    return TrainingData(train, valid, trained_on, sources, weights if any(w != 1 for w in weights) else None)
-
-
-def sample_pairs(pairs: Sequence[PreferencePair], limit: int | None, seed: int) -> list[PreferencePair]:
-    """At most `limit` pairs drawn with `seed`, in their file order (all of them when limit is None)."""
-    if limit is None or len(pairs) <= limit:
-        return list(pairs)
-    return [pairs[i] for i in sorted(random.Random(seed).sample(range(len(pairs)), limit))]
-
-
-def score_pairs(scorer: Scorer, pairs: Sequence[PreferencePair], batch_tokens: int = 16384):
-    """(chosen scores, rejected scores) for evaluation with any scorer; every distinct
-    (prompt, answer) is scored once."""
-    keys = [(p.prompt, p.chosen) for p in pairs] + [(p.rejected_prompt or p.prompt, p.rejected) for p in pairs]
-    unique = list(dict.fromkeys(keys))
-    scores = scorer.score_pairs([k[0] for k in unique], [k[1] for k in unique], batch_tokens)
-    where = {k: i for i, k in enumerate(unique)}
-    s = np.array([scores[where[k]] for k in keys])
-    return s[: len(pairs)], s[len(pairs):]

@@ -10,44 +10,22 @@ training command stores the card in the scorer's config.json, and `eval-scorer -
 from __future__ import annotations
 
 import os
-import random
 from collections.abc import Sequence
 
 from ..errors import CarSelectError
-from .corruptions import build_suite
-from .evaluate import evaluate_pairs, robustness_report, spearman
+from .corruptions import CorruptedPair
+from .data import answer_items, robustness_pairs
+from .evaluate import evaluate_pairs, robustness_report, score_pairs, spearman
 from .pairs import PreferencePair, read_pairs
-from .train import score_pairs
 
 
 def _name(path: str | os.PathLike) -> str:
     return os.path.basename(str(path))
 
 
-def answer_items(path: str | os.PathLike, max_records: int | None = 300, seed: int = 0) -> list[tuple[str, str]]:
-    """(rendered prompt, answer) of the first exchange of up to max_records records of any dataset
-    the readers know, sampled with `seed`; records with an empty answer are left out."""
-    from ..formats import read_dataset
-    from ..render import render_exchanges
-
-    items = [render_exchanges(r)[0] for r in read_dataset(str(path)).records]
-    items = [it for it in items if it[1].strip()]
-    if max_records is not None and len(items) > max_records:
-        items = [items[i] for i in sorted(random.Random(seed).sample(range(len(items)), max_records))]
-    if not items:
-        raise CarSelectError(f"{path}: no records with a non-empty answer")
-    return items
-
-
 def evaluate_test(scorer, path: str | os.PathLike, batch_tokens: int = 16384) -> dict:
     pairs = read_pairs(path)
     return evaluate_pairs(pairs, *score_pairs(scorer, pairs, batch_tokens)).to_dict()
-
-
-def robustness_pairs(path: str | os.PathLike, max_records: int | None = 300, seed: int = 0,
-                     kinds: Sequence[str] | None = None):
-    """The diagnostic suite: every corruption kind of every sampled answer, eval-pool wordings."""
-    return build_suite(answer_items(path, max_records, seed), kinds, seed=seed, pool="eval")
 
 
 def evaluate_robustness(scorer, path: str | os.PathLike, max_records: int | None = 300, seed: int = 0,
@@ -80,8 +58,6 @@ def build_card(scorer, *, trained_on: Sequence[str] = (), valid: Sequence[str] =
 
 def card_from_training(result, valid: dict[str, Sequence[PreferencePair]], trained_on: Sequence[str]) -> dict:
     """The card's validation and robustness figures from the scores training computed anyway."""
-    from .corruptions import CorruptedPair
-
     card = {"trained_on": list(trained_on), "validation": {}, "robustness": {}, "length_spearman": {}}
     for name, pairs in valid.items():
         if pairs and all(isinstance(p, CorruptedPair) for p in pairs):
@@ -98,7 +74,7 @@ def save_card(scorer: str | os.PathLike | None, card: dict) -> dict:
     from pathlib import Path
 
     from ..atomic import atomic_path
-    from .scorer import FORMAT, scorer_path
+    from ..scoring.scorer import FORMAT, scorer_path
 
     config_file = scorer_path(scorer) / "config.json"
     try:

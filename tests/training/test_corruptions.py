@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from car_select.errors import CarSelectError
-from car_select.scoring.corruptions import FILLERS, KINDS, REFUSALS, SUITE_KINDS, build_suite, corrupt, similar_answers
-from car_select.scoring.evaluate import robustness_report
 from car_select.scoring.textstats import STAT_NAMES, text_stats
+from car_select.training.corruptions import FILLERS, KINDS, REFUSALS, SUITE_KINDS, build_suite, corrupt, similar_answers
+from car_select.training.evaluate import robustness_report
 
 ITEMS = [
     ("Instruction: Name three primary colours.", "The three primary colours are red, yellow and blue."),

@@ -3,8 +3,8 @@ import json
 import pytest
 
 from car_select.errors import CarSelectError
-from car_select.scoring.evaluate import evaluate_pairs, pairwise_accuracy
-from car_select.scoring.pairs import read_pairs
+from car_select.training.evaluate import evaluate_pairs, pairwise_accuracy
+from car_select.training.pairs import read_pairs
 
 FOUR_PAIRS = '''src,score
 "Instruction: A. Response: short",0
