@@ -80,7 +80,7 @@ def run_one(n: int, seed: int) -> dict:
     import car_select.clustering as clustering
     import car_select.pipeline as pipeline
     from car_select.config import Config, n_clusters_for
-    from car_select.selection import car_select
+    from car_select.selection.car import car_select
 
     t = time.perf_counter()
     emb = synthetic_embeddings(n, seed)

@@ -10,7 +10,7 @@ from car_select import Config, select
 from car_select.errors import CarSelectError, CarSelectWarning
 from car_select.formats import read_dataset
 from car_select.given_scores import read_score_field
-from car_select.selection import car_select, car_select_budget
+from car_select.selection.car import car_select, car_select_budget
 from car_select.value import compare_with_random, coverage_distance
 from test_pipeline import make_records
 
@@ -36,7 +36,7 @@ def test_budget_keeps_exactly_n_with_the_smallest_n1(config, records):
     sel = no_warnings(select, records, config.replace(budget=25))
     assert len(sel.indices) == 25 and sel.budget == 25
     want = car_select_budget(sel.scores, sel.clusters, 25, 1)
-    assert sel.n1 == want.n1 and sel.indices.tolist() == want.selection.indices.tolist()
+    assert sel.n1 == want.n1 and sel.indices.tolist() == want.indices.tolist()
     assert sel.indices.tolist() == car_select(sel.scores, sel.clusters, sel.n1, 1).indices.tolist()
     assert car_select(sel.scores, sel.clusters, sel.n1 - 1, 1).indices.size == 24
     s = sel.summary()

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from car_select.selection import car_select
+from car_select.selection.car import car_select
 from datapaths import shared_file
 from test_cli_run import annotated_rows, check_output_matches, run_cli
 

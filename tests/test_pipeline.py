@@ -5,7 +5,7 @@ import pytest
 
 from car_select import Config, Record, select
 from car_select.errors import CarSelectError
-from car_select.selection import car_select
+from car_select.selection.car import car_select
 
 
 def make_records(n: int, seed: int = 0) -> list[Record]:

@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from car_select.selection import CLUSTER_TOP, TOP_N1, car_select
+from car_select.selection.car import CLUSTER_TOP, TOP_N1, car_select
 
 
 def brute_force(scores, clusters, n1, n2):
@@ -79,7 +79,7 @@ def test_ties_go_to_the_earlier_record():
 
 # --- budgets -------------------------------------------------------------------------------------
 
-from car_select.selection import car_select_budget, cluster_top_count  # noqa: E402
+from car_select.selection.car import car_select_budget, cluster_top_count  # noqa: E402
 
 
 @st.composite
@@ -100,13 +100,13 @@ def test_budget_selection_is_exact_and_the_car_rule_for_the_smallest_n1(problem)
     got = car_select_budget(scores, clusters, budget, n2)
     floor = cluster_top_count(clusters, n2)
     assert got.floor == floor == len(brute_force(scores, clusters, 0, n2)[0])
-    assert len(got.selection.indices) == budget
-    assert len(set(got.selection.indices.tolist())) == budget
+    assert len(got.indices) == budget
+    assert len(set(got.indices.tolist())) == budget
     if budget >= floor:
         assert not got.below_floor
         want_idx, want_reasons = brute_force(scores, clusters, got.n1, n2)
-        assert got.selection.indices.tolist() == want_idx
-        assert got.selection.reasons == want_reasons
+        assert got.indices.tolist() == want_idx
+        assert got.reasons == want_reasons
         # the smallest such n1: one less gives fewer records (sizes grow by at most one per step)
         if got.n1 > 0:
             assert len(brute_force(scores, clusters, got.n1 - 1, n2)[0]) == budget - 1
@@ -114,8 +114,8 @@ def test_budget_selection_is_exact_and_the_car_rule_for_the_smallest_n1(problem)
         assert got.below_floor and got.n1 == 0
         # a subset of the cluster tops, best of each cluster before any second, then by score
         tops_idx, _ = brute_force(scores, clusters, 0, n2)
-        assert set(got.selection.indices.tolist()) <= set(tops_idx)
-        assert set(got.selection.reasons) <= {CLUSTER_TOP}
+        assert set(got.indices.tolist()) <= set(tops_idx)
+        assert set(got.reasons) <= {CLUSTER_TOP}
 
 
 @settings(max_examples=300, deadline=None)
@@ -145,7 +145,7 @@ def test_budget_candidates_merge_per_shard(problem, n_shards, rnd):
     merged = np.array(sorted(merged), dtype=np.int64)
     got = car_select_budget(np.asarray(scores)[merged], np.asarray(clusters)[merged], budget, n2, index=merged)
     want = car_select_budget(scores, clusters, budget, n2)
-    assert got.selection.indices.tolist() == want.selection.indices.tolist()
+    assert got.indices.tolist() == want.indices.tolist()
     assert got.n1 == want.n1
 
 
@@ -154,7 +154,7 @@ def test_below_the_floor_takes_every_cluster_best_before_a_second():
     clusters = [0, 0, 0, 1]
     got = car_select_budget(scores, clusters, budget=2, n2=2)  # cluster tops: 0, 1 (cluster 0), 3 (cluster 1)
     assert got.below_floor and got.floor == 3
-    assert got.selection.indices.tolist() == [0, 3]
+    assert got.indices.tolist() == [0, 3]
 
 
 def test_budget_example():
@@ -162,5 +162,5 @@ def test_budget_example():
     scores = [0.9, 0.8, 0.7, 0.6, 0.5]
     clusters = [0, 0, 1, 1, 2]
     got = car_select_budget(scores, clusters, budget=4, n2=1)
-    assert got.n1 == 2 and got.selection.indices.tolist() == [0, 1, 2, 4]
-    assert got.selection.reasons == [TOP_N1, TOP_N1, CLUSTER_TOP, CLUSTER_TOP]
+    assert got.n1 == 2 and got.indices.tolist() == [0, 1, 2, 4]
+    assert got.reasons == [TOP_N1, TOP_N1, CLUSTER_TOP, CLUSTER_TOP]

@@ -1,0 +1,117 @@
+"""The selection step of a run, over the distinct records: drop near-duplicates (optional), keep those
+scoring at least min_score, then the strategy: CaR's rule (n1, or the smallest n1 for a budget), qd
+(quality-diversity greedy) or deita (score first, similarity-filtered), for a budget.
+
+Pure: arrays in, a RuleOutcome out; the caller shows the warnings. User errors raise CarSelectError.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import CarSelectError, SettingError
+from .car import car_select, car_select_budget, cluster_top_count
+from .deita import deita_select
+from .near_duplicates import near_duplicates
+from .qd import qd_select
+from .result import SelectionResult
+
+STRATEGIES = ("car", "qd", "deita")
+
+
+@dataclass
+class RuleOutcome:
+    selection: SelectionResult
+    strategy: str
+    n1: int | None  # the n1 the CaR rule used (with a budget: the smallest that reaches it); None for others
+    n2: int | None
+    budget: int | None  # the number of records asked for (--budget, or --fraction resolved), else None
+    floor: int | None  # CaR: records the rule keeps at n1 = 0 (the cluster tops among the eligible records)
+    eligible: int  # distinct records the strategy chose from (not near-duplicates, scoring at least min_score)
+    # per distinct record: the distinct record (position in the arrays given) it is a near-duplicate of, or -1
+    near_duplicate_of: np.ndarray | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def near_duplicates_dropped(self) -> int:
+        return 0 if self.near_duplicate_of is None else int((self.near_duplicate_of >= 0).sum())
+
+
+def budget_for(budget: int | None, fraction: float | None, n_records: int) -> int | None:
+    """The number of records asked for: `budget`, or round(fraction x n_records) (halves round up)."""
+    if budget is not None:
+        return int(budget)
+    if fraction is not None:
+        return int(math.floor(fraction * n_records + 0.5))
+    return None
+
+
+def apply_rule(scores, clusters, *, n1: int, n2: int, budget: int | None = None, fraction: float | None = None,
+               min_score: float | None = None, n_records: int | None = None, index=None, strategy: str = "car",
+               reduced: np.ndarray | None = None, quality_weight: float = 1.0, max_similarity: float = 0.9,
+               near_duplicates_at: float | None = None, seed: int = 42) -> RuleOutcome:
+    """Select from the distinct records. CaR keeps the top n1 plus each cluster's top n2, or exactly
+    `budget` records (or round(fraction x n_records), n_records = records read, duplicates included)
+    with the smallest n1 that gives them; qd and deita keep exactly the budget over `reduced`. With
+    `near_duplicates_at`, near-duplicates (cosine >= it over `reduced`) are dropped first."""
+    scores = np.asarray(scores, dtype=np.float64)
+    clusters = np.asarray(clusters)
+    index = np.arange(len(scores)) if index is None else np.asarray(index)
+    n_distinct = len(scores)
+    n_records = n_distinct if n_records is None else n_records
+    if strategy not in STRATEGIES:
+        raise CarSelectError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if (strategy != "car" or near_duplicates_at is not None) and reduced is None:
+        raise ValueError("qd, deita and near-duplicates need the reduced embeddings")
+    warnings: list[str] = []
+    target = budget_for(budget, fraction, n_records)
+    if strategy != "car" and target is None:
+        raise CarSelectError(f"--strategy {strategy} needs --budget N or --fraction F (how many records to keep)")
+    # more records than the input holds is an error, asked for as a count or a share (Config.check_fits first)
+    if budget is not None and budget > n_distinct:
+        raise SettingError(f"{{}} {budget:,} is more than the {n_distinct:,} distinct records in the input", "budget")
+    if fraction is not None and target > n_distinct:
+        raise SettingError(f"{{}} {fraction:g} of {n_records:,} records is {target:,}, more than the "
+                           f"{n_distinct:,} distinct records in the input", "fraction")
+    keep = np.ones(n_distinct, dtype=bool) if min_score is None else scores >= min_score
+    if min_score is not None and not keep.any():
+        best = float(scores.max()) if n_distinct else float("nan")
+        raise SettingError(f"{{}} {min_score:g}: no record scores that high (the best scores {best:.4g})", "min_score")
+    near_of = None
+    if near_duplicates_at is not None:
+        near_of = near_duplicates(scores, reduced, near_duplicates_at, index=index, seed=seed)
+        keep &= near_of < 0
+    eligible = int(keep.sum())
+    s, c, ix = scores[keep], clusters[keep], index[keep]
+    above = f" scoring at least {min_score:g}" if min_score is not None else ""
+    distinct = "distinct records" + (" left after near-duplicates" if near_of is not None else "")
+    if target is not None and target > eligible:
+        warnings.append(f"only {eligible:,} {distinct}{above} are left, fewer than the budget of {target:,}: "
+                        f"keeping all {eligible:,}")
+        target = eligible
+
+    def outcome(picked: SelectionResult, n1_used, n2_used, floor) -> RuleOutcome:
+        return RuleOutcome(picked, strategy, n1_used, n2_used, target, floor, eligible, near_of, warnings)
+
+    if strategy == "qd":
+        return outcome(qd_select(s, reduced, target, quality_weight, candidates=np.flatnonzero(keep), index=ix,
+                                 seed=seed), None, None, None)
+    if strategy == "deita":
+        picked = deita_select(s, reduced[keep], target, max_similarity, index=ix)
+        if len(picked.indices) < target:
+            warnings.append(f"--strategy deita kept {len(picked.indices):,} of the budget of {target:,}: every other "
+                            f"record has a cosine similarity above --max-similarity {max_similarity:g} to a kept one")
+        return outcome(picked, None, None, None)
+    if target is not None:
+        b = car_select_budget(s, c, target, n2, index=ix)
+        if b.below_floor:
+            warnings.append(f"budget {target:,} is below the {b.floor:,} cluster tops (k x n2): keeping the "
+                            f"{target:,} best cluster tops, so some clusters have no record")
+        return outcome(b, b.n1, n2, b.floor)
+    if n1 >= eligible and eligible > 0:
+        warnings.append(f"--n1 {n1:,} is not below the {eligible:,} {distinct}{above}: every one is kept "
+                        f"(use --budget N or --fraction F to keep a share)")
+    return outcome(car_select(s, c, n1, n2, index=ix), n1, n2, cluster_top_count(c, n2))
