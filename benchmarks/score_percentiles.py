@@ -43,8 +43,6 @@ def percentile_table(scores: np.ndarray) -> dict:
         "mean": round(float(scores.mean()), 4),
         "std": round(float(scores.std()), 4),
         "percentiles": {str(p): round(float(v), 4) for p, v in zip(PERCENTILES, values)},
-        # the share of records a --min-score at each percentile keeps (ties count as kept)
-        "kept_at_min_score": {str(p): round(float((scores >= v).mean()), 4) for p, v in zip(PERCENTILES, values)},
     }
 
 
