@@ -308,6 +308,7 @@ class CheckpointContents:
 def read_checkpoint(path: str | os.PathLike) -> CheckpointContents:
     """Find, read and check the paper's COMET-style IQS checkpoint (`path`: the .ckpt, or a folder
     holding one): everything that can be checked before the encoder is fetched."""
+    ckpt = find_checkpoint(path)
     yaml_path = find_hparams(ckpt)
     from_yaml = _read_hparams(yaml_path) if yaml_path is not None else {}
     data = _torch_load(ckpt)
