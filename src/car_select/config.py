@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import CarSelectError
+from .encoding.settings import default_cpu_batch_tokens, default_encode_workers, default_fast_encoder
+from .errors import CarSelectError, SettingError
 
 
 def default_cache_dir() -> Path:
@@ -35,6 +36,14 @@ class Config:
     compare_seeds: int = 5
     # Detect languages on a seeded sample of this many distinct records (None: every record, 0: off).
     language_sample: int | None = 500
+    # --- strategy (selection/): "car" the paper's rule; "qd" quality-diversity greedy (coverage of the data
+    # plus quality_weight x score scaled to [0, 1]); "deita" best score first, skipping a record whose cosine
+    # similarity to a kept one exceeds max_similarity. qd and deita need budget or fraction; n1/n2 are CaR's.
+    strategy: str = "car"
+    quality_weight: float = 1.0
+    max_similarity: float = 0.9
+    # Drop records whose cosine similarity to a better-scored kept one is at least this, before any strategy.
+    near_duplicates: float | None = None
     # --- clustering (paper: PCA keeping 95% variance, k = int(sqrt(n/2)), random_state 42) ---
     clusters: int | None = None
     pca_variance: float = 0.95
@@ -50,23 +59,23 @@ class Config:
     batch_tokens: int = 16_384  # tokens per encoder batch (batches are sorted by length)
     precision: str = "auto"  # "auto" (bf16 where the CPU/GPU supports it), "bf16", "fp32"
     device: str = "auto"  # "auto", "cpu", "cuda"
+    # --- encoder knobs (encoding/settings.py; defaults from CAR_SELECT_FAST_ENCODER, _CPU_BATCH_TOKENS,
+    # _ENCODE_WORKERS): speed, and in reduced precision a score's last bits, so they key the cache ---
+    fast_encoder: bool = dataclasses.field(default_factory=default_fast_encoder)  # False: the HF forward
+    cpu_batch_tokens: int = dataclasses.field(default_factory=default_cpu_batch_tokens)  # CPU cap, 0: none
+    encode_workers: int | None = dataclasses.field(default_factory=default_encode_workers)  # None: per core
     # --- caching ---
     cache_dir: str | None = None  # None = default_cache_dir()
     use_cache: bool = True
     # --- multi-turn: how per-turn scores become one conversation score ---
     turn_aggregate: str = "mean"
 
-    def validate(self, n_records: int | None = None, *, cli: bool = False) -> "Config":
-        """Raise a one-line CarSelectError for any bad setting. Messages name the API argument
-        (`n1`), or the flag (`--n1`) when `cli` is true."""
+    def validate(self) -> "Config":
+        """Raise a one-line SettingError, naming the field, for any bad setting (a front end such as
+        the CLI rewords it with its own option names). `check_fits` checks the settings against the data."""
 
-        cli = cli or getattr(self, "_cli_names", False)  # set by the CLI: its later checks name flags too
-
-        def name(field: str) -> str:
-            return "--" + CLI_FLAGS.get(field, field.replace("_", "-")) if cli else field
-
-        def fail(field: str, message: str) -> CarSelectError:
-            return CarSelectError(f"{name(field)} {message}")
+        def fail(field: str, message: str) -> SettingError:
+            return SettingError("{} " + message.replace("{", "{{").replace("}", "}}"), field)
 
         for f in dataclasses.fields(self):  # wrong types (an API call, a TOML file) are user errors
             value, kinds = getattr(self, f.name), _TYPES.get(f.name)
@@ -81,8 +90,9 @@ class Config:
         if self.n2 < 0:
             raise fail("n2", f"must be >= 0, got {self.n2}")
         if self.n1 == 0 and self.n2 == 0:
-            raise CarSelectError(f"{name('n1')} 0 and {name('n2')} 0 select nothing; keep at least one above 0")
+            raise SettingError("{} 0 and {} 0 select nothing; keep at least one above 0", "n1", "n2")
         self._validate_budget()
+        self._validate_strategy()
         if not 0.0 < self.pca_variance <= 1.0:
             raise fail("pca_variance", f"must be in (0, 1], got {self.pca_variance}")
         if self.clusters is not None and self.clusters < 1:
@@ -93,15 +103,6 @@ class Config:
             raise fail("fit_sample", f"must be >= 1, got {self.fit_sample}")
         if self.kmeans_n_init < 1:
             raise fail("kmeans_n_init", f"must be >= 1, got {self.kmeans_n_init}")
-        if n_records is not None and self.clusters is not None and self.clusters > n_records:
-            raise CarSelectError(
-                f"{name('clusters')} {self.clusters} is more than the {n_records} distinct records in the input"
-            )
-        if n_records is not None:
-            k = self.clusters or n_clusters_for(n_records)
-            if k > min(self.fit_sample, n_records):
-                raise CarSelectError(f"{name('fit_sample')} {self.fit_sample} is below the {k} clusters to fit; "
-                                     f"use at least {k}")
         if self.kmeans_backend not in ("faiss", "sklearn"):
             raise fail("kmeans_backend", f"must be 'faiss' or 'sklearn', got {self.kmeans_backend!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
@@ -112,12 +113,75 @@ class Config:
             raise fail("batch_tokens", f"must be >= 1, got {self.batch_tokens}")
         if self.max_length < 8:
             raise fail("max_length", f"must be >= 8, got {self.max_length}")
-        check_device(self.device, name("device"))
+        if self.cpu_batch_tokens < 0:
+            raise fail("cpu_batch_tokens", f"must be >= 0 (0: no cap), got {self.cpu_batch_tokens}")
+        if self.encode_workers is not None and self.encode_workers < 1:
+            raise fail("encode_workers", f"must be >= 1 or None, got {self.encode_workers}")
+        check_device(self.device)
         if self.embedder is not None:
             from .embedder import resolve_model_id
 
-            resolve_model_id(self.embedder, name("embedder"))
+            try:
+                resolve_model_id(self.embedder, "embedder")
+            except CarSelectError as e:  # reworded so that a front end can name its own option
+                detail = str(e).removeprefix("embedder").replace("{", "{{").replace("}", "}}")
+                raise SettingError("{}" + detail, "embedder") from None
         return self
+
+    def check_fits(self, n_records: int, records_read: int | None = None) -> None:
+        """Settings that do not fit the data, once it is read and before any work on it: `n_records`
+        distinct records of `records_read` read (duplicates included; default: `n_records`)."""
+        records_read = n_records if records_read is None else records_read
+        if self.clusters is not None and self.clusters > n_records:
+            raise SettingError(f"{{}} {self.clusters} is more than the {n_records} distinct records in the input",
+                               "clusters")
+        k = self.clusters or n_clusters_for(n_records)
+        if k > min(self.fit_sample, n_records):
+            raise SettingError(f"{{}} {self.fit_sample} is below the {k} clusters to fit; use at least {k}",
+                               "fit_sample")
+        # a budget above what the input holds is an error, given as a count or as a share (--help says so)
+        if self.budget is not None and self.budget > n_records:
+            raise SettingError(f"{{}} {self.budget:,} is more than the {n_records:,} distinct records in the input",
+                               "budget")
+        if self.fraction is not None:
+            from .selection.apply import budget_for
+
+            target = budget_for(None, self.fraction, records_read)
+            if target < 1:
+                raise SettingError(f"{{}} {self.fraction:g} of {records_read:,} records rounds to 0 records; "
+                                   "ask for at least one", "fraction")
+            if target > n_records:
+                raise SettingError(f"{{}} {self.fraction:g} of {records_read:,} records is {target:,}, more than "
+                                   f"the {n_records:,} distinct records in the input", "fraction")
+
+    def _validate_strategy(self) -> None:
+        """The strategy and its options (issue 29): an option for another strategy, set away from its
+        default, is refused rather than ignored."""
+        from .selection.apply import STRATEGIES
+
+        def is_num(v) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        if self.strategy not in STRATEGIES:
+            raise SettingError(f"{{}} must be {', '.join(STRATEGIES[:-1])} or {STRATEGIES[-1]}, got {self.strategy!r}",
+                               "strategy")
+        if not is_num(self.quality_weight) or self.quality_weight < 0:
+            raise SettingError(f"{{}} must be a number >= 0, got {self.quality_weight!r}", "quality_weight")
+        if not is_num(self.max_similarity) or not 0.0 < self.max_similarity <= 1.0:
+            raise SettingError(f"{{}} must be a cosine similarity in (0, 1], got {self.max_similarity!r}",
+                               "max_similarity")
+        if self.near_duplicates is not None and (not is_num(self.near_duplicates)
+                                                 or not 0.0 < self.near_duplicates <= 1.0):
+            raise SettingError(f"{{}} must be a cosine similarity in (0, 1], got {self.near_duplicates!r}",
+                               "near_duplicates")
+        applies = {"n1": "car", "n2": "car", "quality_weight": "qd", "max_similarity": "deita"}
+        for option, strategy in applies.items():
+            if self.strategy != strategy and getattr(self, option) != defaults[option]:
+                raise SettingError(f"{{}} applies to {{}} {strategy} only, not {self.strategy}", option, "strategy")
+        if self.strategy != "car" and self.budget is None and self.fraction is None:
+            raise SettingError(f"{{}} {self.strategy} needs {{}} or {{}} (how many records to keep)",
+                               "strategy", "budget", "fraction")
 
     def _validate_budget(self) -> None:
         """Budget, threshold, score field and comparison settings (issue 12)."""
@@ -125,23 +189,24 @@ class Config:
             return isinstance(v, (int, float)) and not isinstance(v, bool)
 
         if self.budget is not None and (not isinstance(self.budget, int) or isinstance(self.budget, bool)
-                                        or self.budget < 0):
-            raise CarSelectError(f"--budget must be an integer >= 0, got {self.budget!r}")
+                                        or self.budget < 1):
+            raise SettingError(f"{{}} must be an integer >= 1 (the records to keep), got {self.budget!r}", "budget")
         if self.fraction is not None and (not is_num(self.fraction) or not 0.0 < self.fraction <= 1.0):
-            raise CarSelectError(f"--fraction must be a number in (0, 1], got {self.fraction!r}")
+            raise SettingError(f"{{}} must be a number in (0, 1], got {self.fraction!r}", "fraction")
         if self.budget is not None and self.fraction is not None:
-            raise CarSelectError("--budget and --fraction are exclusive: give one")
+            raise SettingError("{} and {} are exclusive: give one", "budget", "fraction")
         if self.min_score is not None and (not is_num(self.min_score) or not math.isfinite(self.min_score)):
-            raise CarSelectError(f"--min-score must be a finite number, got {self.min_score!r}")
+            raise SettingError(f"{{}} must be a finite number, got {self.min_score!r}", "min_score")
         if self.score_field is not None and (not isinstance(self.score_field, str) or not self.score_field.strip()):
-            raise CarSelectError(f"--score-field must name a field, got {self.score_field!r}")
+            raise SettingError(f"{{}} must name a field, got {self.score_field!r}", "score_field")
         if self.score_field is not None and self.scorer is not None:
-            raise CarSelectError("--score-field and --scorer are exclusive: the field is the score")
+            raise SettingError("{} and {} are exclusive: the field is the score", "score_field", "scorer")
         if not isinstance(self.compare_seeds, int) or isinstance(self.compare_seeds, bool) or self.compare_seeds < 0:
-            raise CarSelectError(f"compare_seeds must be an integer >= 0, got {self.compare_seeds!r}")
+            raise SettingError(f"{{}} must be an integer >= 0, got {self.compare_seeds!r}", "compare_seeds")
         if self.language_sample is not None and (not isinstance(self.language_sample, int)
                                                  or isinstance(self.language_sample, bool) or self.language_sample < 0):
-            raise CarSelectError(f"language_sample must be an integer >= 0 or None, got {self.language_sample!r}")
+            raise SettingError(f"{{}} must be an integer >= 0 or None, got {self.language_sample!r}",
+                               "language_sample")
 
     def resolved_cache_dir(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else default_cache_dir()
@@ -154,34 +219,32 @@ class Config:
         return [f.name for f in dataclasses.fields(cls)]
 
 
-# flags whose name is not the field's (`--kmeans` sets kmeans_backend)
-CLI_FLAGS = {"kmeans_backend": "kmeans", "use_cache": "no-cache"}
-
 _TYPES: dict[str, tuple[type, ...]] = {
     "n1": (int,), "n2": (int,), "clusters": (int, type(None)), "pca_variance": (float, int), "seed": (int,),
     "kmeans_backend": (str,), "kmeans_n_init": (int,), "fit_sample": (int,), "scorer": (str, type(None)),
     "embedder": (str, type(None)), "max_length": (int,), "batch_tokens": (int,), "precision": (str,),
     "device": (str,), "cache_dir": (str, type(None)), "use_cache": (bool,), "turn_aggregate": (str,),
+    "fast_encoder": (bool,), "cpu_batch_tokens": (int,), "encode_workers": (int, type(None)),
+    "strategy": (str,), "quality_weight": (float, int), "max_similarity": (float, int),
+    "near_duplicates": (float, int, type(None)),
 }
 
 
-def check_device(device: str, option: str = "device") -> None:
-    """auto, cpu, cuda or cuda:N; asking for CUDA where torch sees none is a one-line error."""
+def check_device(device: str, field: str = "device") -> None:
+    """auto, cpu, cuda or cuda:N; asking for CUDA where torch sees none is a one-line SettingError."""
     import re
 
     if device in ("auto", "cpu"):
         return
     m = re.fullmatch(r"cuda(?::(\d+))?", device)
     if not m:
-        raise CarSelectError(f"{option} must be auto, cpu, cuda or cuda:N, got {device!r}")
+        raise SettingError(f"{{}} must be auto, cpu, cuda or cuda:N, got {device!r}", field)
     import torch
 
     if not torch.cuda.is_available():
-        raise CarSelectError(f"{option} {device}: CUDA is not available on this machine (use --device cpu or auto)"
-                             if option.startswith("--") else
-                             f"{option}={device!r}: CUDA is not available on this machine (use 'cpu' or 'auto')")
+        raise SettingError(f"{{}} {device}: CUDA is not available on this machine (use cpu or auto)", field)
     if m.group(1) is not None and int(m.group(1)) >= torch.cuda.device_count():
-        raise CarSelectError(f"{option} {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        raise SettingError(f"{{}} {device}: this machine has {torch.cuda.device_count()} CUDA device(s)", field)
 
 
 def n_clusters_for(n: int) -> int:

@@ -15,3 +15,17 @@ class CarSelectError(Exception):
 class CarSelectWarning(UserWarning):
     """Something the user should know about a run that still completes (one line; the CLI prints it
     on stderr as `car-select: warning: ...`)."""
+
+
+class SettingError(CarSelectError):
+    """A CarSelectError about settings (Config fields), worded with their field names: `template` holds
+    one `{}` per name in `fields`. A front end that spells settings differently (the CLI's flags)
+    rewords it with `named`."""
+
+    def __init__(self, template: str, *fields: str):
+        self.template, self.fields = template, fields
+        super().__init__(template.format(*fields))
+
+    def named(self, name_of) -> str:
+        """The message with each field name replaced by `name_of(field)`."""
+        return " ".join(self.template.format(*map(name_of, self.fields)).split())

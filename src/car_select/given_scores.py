@@ -81,3 +81,12 @@ def read_score_field(dataset: Dataset, name: str) -> np.ndarray:
 def _short(value, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def first_record_with(dataset: Dataset, name: str) -> int | None:
+    """The first record that has field `name` (a column of a table counts for every record), or None."""
+    rows = getattr(dataset, "_rows", None)
+    if rows is None:
+        table = dataset._table  # None where an executor holds the rows: nothing to check here
+        return 0 if table is not None and name in table.column_names and len(dataset.records) else None
+    return next((i for i, row in enumerate(rows) if isinstance(row, dict) and name in row), None)

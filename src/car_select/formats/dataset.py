@@ -18,7 +18,7 @@ from ..errors import CarSelectError
 from ..records import Record
 from . import hf as hf_io
 from .common import gzip_bytes, is_gzip_name, read_text
-from .detect import FILE_FORMATS, JSON_FAMILY, check_file_format, detect_file_format, extension_format
+from .detect import FILE_FORMATS, JSON_FAMILY, detect_file_format, output_format_for
 from .json_formats import JsonStyle, dump_json_array, dump_jsonl, read_json_array, read_jsonl
 from .schemas import PARSERS, SCHEMAS, FieldError, Names, check_fields, detect_schema, type_name
 from .tabular import dump_csv, header_of, read_csv, read_parquet, table_from_rows, write_parquet
@@ -185,19 +185,9 @@ def read_dataset(
 
 
 def output_format(dataset: Dataset, path: str | os.PathLike, file_format: str | None = None) -> str:
-    """The format `write_subset` uses: `file_format` when given; else the output path's extension
-    (``.jsonl``, ``.csv``, ``.parquet``; ``.json`` keeps a JSON Lines input as JSON Lines); else (no
-    known extension) the input's format."""
-    fmt = check_file_format(file_format, "--output-format")
-    if fmt is not None:
-        return fmt
-    ext = extension_format(os.fspath(path))
-    src = dataset.file_format
-    if ext is None:
-        return src
-    if ext == "json":  # ".json" is also a common name for JSON Lines files: keep a JSON input's layout
-        return src if src in JSON_FAMILY else ext
-    return ext
+    """The format `write_subset` uses: the output path's known extension, else `file_format`, else
+    the input's format (detect.output_format_for: a contradiction is an error)."""
+    return output_format_for(os.fspath(path), file_format, dataset.file_format)
 
 
 def write_subset(

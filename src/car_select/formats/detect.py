@@ -42,6 +42,21 @@ def extension_format(path: str) -> str | None:
     return EXTENSIONS.get(os.path.splitext(name)[1])
 
 
+def output_format_for(path: str, requested: str | None, input_format: str) -> str:
+    """The one output-format rule, for the CLI and the API alike: a known extension of `path` decides
+    (".json" a JSON array, ".jsonl" JSON Lines, ...; through ".gz"); with none, `requested` (the
+    output_format argument), else the input's format. A `requested` format that contradicts the
+    extension is an error."""
+    fmt = check_file_format(requested, "--output-format")
+    ext = extension_format(os.fspath(path)) if path else None
+    if fmt is not None and ext is not None and fmt != ext:
+        from ..errors import SettingError
+
+        raise SettingError(f"{{}} {fmt} contradicts the output {os.fspath(path)}, whose extension says {ext}; "
+                           "drop one or make them agree", "output_format")
+    return fmt or ext or input_format
+
+
 def _head(path: str, size: int = 65536) -> bytes:
     import gzip
     import zlib

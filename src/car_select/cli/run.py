@@ -1,0 +1,142 @@
+"""`car-select run`: select a subset (score, embed, cluster, select, write)."""
+
+from __future__ import annotations
+
+import json
+
+from ..errors import CarSelectError
+from .options import FIELD_FLAGS, OUTPUT_FORMAT_RULE, Settings, add_input_options, add_model_options, formatter
+
+RUN_EXAMPLE = """\
+example:
+  car-select run alpaca_data.json -o selected.json --annotated annotated.jsonl --report report.html
+  car-select run chats.jsonl -o best.jsonl --n1 500 --n2 2 --format jsonl --fields instruction=prompt,output=response
+  car-select run alpaca_data.json -o best5k.json --budget 5000           # exactly 5,000 records
+  car-select run judged.jsonl -o best.jsonl --fraction 0.02 --score-field rating --min-score 7
+  car-select run data.jsonl -o subset.json --order input                 # JSON array, in the input's order
+  car-select run shards/ -o out/ --annotated ann/ --engine ray --address auto   # folder of JSONL/Parquet shards on a Ray cluster
+"""
+
+
+def add_parser(sub):
+    run = sub.add_parser("run", help="select a subset (score, embed, cluster, select, write)", epilog=RUN_EXAMPLE,
+                         formatter_class=formatter, description="Select the global top n1 records by quality "
+                         "score plus the top n2 of every k-means cluster, and write them unchanged, by "
+                         "descending score (or in input order with --order input). Output format: "
+                         + OUTPUT_FORMAT_RULE + ".")
+    run.add_argument("input", help="dataset file or folder (or hf://owner/name[:split])")
+    run.add_argument("-o", "--output", required=True, help="where to write the selected records")
+    run.add_argument("--config", help="TOML file setting Config fields (n1 = 500, kmeans_backend = \"sklearn\", "
+                     "use_cache = false, ...) and run options (annotated, report, engine, ...); flags override it")
+    run.add_argument("--order", choices=["score", "input"], default="score",
+                     help="the selection's order in the output: score (descending; the default) or input")
+    g = run.add_argument_group("selection (defaults are the paper's)")
+    g.add_argument(FIELD_FLAGS["n1"], dest="n1", type=int, help="global top records by score (1000)")
+    g.add_argument(FIELD_FLAGS["budget"], dest="budget", type=int, metavar="N",
+                   help="keep exactly N records (N >= 1): the smallest n1 whose top-n1 plus cluster tops reach N; "
+                   "N above the distinct records is an error")
+    g.add_argument(FIELD_FLAGS["fraction"], dest="fraction", type=float, metavar="F",
+                   help="keep round(F x records read) records, as --budget (0 < F <= 1); a count of 0, or above "
+                   "the distinct records, is an error")
+    g.add_argument(FIELD_FLAGS["min_score"], dest="min_score", type=float, metavar="S",
+                   help="keep only records scoring at least S (before the rule)")
+    g.add_argument(FIELD_FLAGS["score_field"], dest="score_field", metavar="NAME",
+                   help="use this numeric field of every record as its score (no scorer; records are only "
+                   "embedded); a dotted path reaches into nested objects")
+    g.add_argument(FIELD_FLAGS["n2"], dest="n2", type=int, help="top records per cluster (1)")
+    g.add_argument(FIELD_FLAGS["clusters"], dest="clusters", type=int, help="k for k-means (int(sqrt(n/2)))")
+    g.add_argument(FIELD_FLAGS["pca_variance"], dest="pca_variance", type=float,
+                   help="share of variance PCA keeps (0.95)")
+    g.add_argument(FIELD_FLAGS["seed"], dest="seed", type=int, help="random seed (42)")
+    g.add_argument(FIELD_FLAGS["kmeans_backend"], dest="kmeans_backend", choices=["faiss", "sklearn"])
+    g.add_argument(FIELD_FLAGS["fit_sample"], dest="fit_sample", type=int,
+                   help="fit PCA/k-means on at most this many rows")
+    g = run.add_argument_group("reports")
+    g.add_argument("--annotated", help="JSONL with index, score, cluster, selected, reason per input record")
+    g.add_argument("--report", help="self-contained HTML report")
+    g.add_argument("--figures", help="folder for PNG figures (cluster map, score histogram)")
+    g.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
+    g = run.add_argument_group("engine")
+    g.add_argument("--engine", choices=["local", "ray"], default="local")
+    g.add_argument("--address", help="Ray cluster address (default: start a local one)")
+    add_input_options(run)
+    add_model_options(run)
+    return run
+
+
+def fields(args):
+    from ..formats import parse_fields
+
+    return parse_fields(args.fields) if args.fields else None
+
+
+def read(args):
+    from ..api import read_input
+
+    return read_input(args.input, file_format=args.file_format, schema=args.schema, fields=fields(args))
+
+
+def plan(args, source, **extra):
+    from ..api import plan_outputs
+
+    return plan_outputs(source, output=args.output, output_format=args.output_format,
+                        overwrite=args.overwrite, cli=True, file_format=args.file_format, **extra)
+
+
+def main(args, settings: Settings) -> int:
+    from ..formats.sources import is_sharded
+
+    if args.n1 is not None and (args.budget is not None or args.fraction is not None):
+        raise CarSelectError(f"--n1 and --{'budget' if args.budget is not None else 'fraction'} are exclusive: "
+                             "a budget chooses n1")
+    if args.address and args.engine != "ray":
+        raise CarSelectError("--address needs --engine ray")
+    # every output against the input and each other before anything is read or loaded
+    outputs = plan(args, args.input, annotated=args.annotated, report=args.report, figures=args.figures)
+    # a single file is read here, before the heavy imports, so a bad input fails fast; a sharded
+    # input is read by the engine (on the Ray engine, as Ray tasks)
+    source = args.input if args.engine == "ray" and is_sharded(args.input) else read(args)
+    from .. import api  # heavy (torch, transformers): only once the input and options are known good
+
+    result = api.run(source, settings.config, output_format=args.output_format, engine=args.engine,
+                     address=args.address, quiet=args.quiet or args.json, outputs=outputs,
+                     file_format=args.file_format, schema=args.schema, fields=fields(args), order=args.order)
+    if args.json:
+        print(json.dumps(result.summary()))
+    elif not args.quiet:
+        print(format_summary(result.summary()))
+    return 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+def format_summary(s: dict) -> str:
+    lines = [
+        f"records read        {s['records_read']:,}",
+        f"duplicates dropped  {s['duplicates_dropped']:,}",
+        f"clusters (k)        {s['k']:,}",
+        f"PCA components      {s['pca_components']} (explaining {s['pca_variance_explained']:.1%} of variance)",
+        f"selected            {s['selected']:,} ({s['selected_top_n1']:,} top-n1 + {s['selected_cluster_top']:,} "
+        f"cluster tops; {_count(s['clusters_covered'], 'cluster')} covered)",
+        *([f"rule                n1 {s['n1']:,}, n2 {s['n2']:,}"
+           + (f" (the smallest n1 for a budget of {s['budget']:,})" if s.get("budget") is not None else "")
+           + (f"; {s['eligible']:,} records score at least {s['min_score']:g}" if s.get("min_score") is not None
+              else "")] if s.get("n1") is not None else []),
+        f"cache hits          {s['cache_hits']:,} texts",
+        "time per stage      " + ", ".join(f"{k} {v:.1f}s" for k, v in s["stage_seconds"].items()),
+    ]
+    if s.get("languages"):
+        lang = s["languages"]
+        shown = ", ".join(f"{code} {n:,}" for code, n in list(lang["counts"].items())[:6])
+        lines.append(f"languages           {shown}" + (f" (a sample of {lang['detected']:,} of {lang['of']:,})"
+                                                       if lang["detected"] < lang["of"] else ""))
+    if s.get("against_random"):
+        from ..selection.baselines import format_comparison
+
+        lines.extend(format_comparison(s["against_random"]))
+    if s.get("output"):
+        lines.append(f"written             {s['output']}")
+    return "\n".join(lines)

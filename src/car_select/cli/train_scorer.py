@@ -1,0 +1,134 @@
+"""`car-select train-scorer`: train a quality scorer on preference pairs (moved as it was; the
+training logic goes to the training package next)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ..errors import CarSelectError
+from .options import formatter
+
+TRAIN_EXAMPLE = """\
+examples (from the repository root, with ../shared/data beside it):
+  # the shipped default scorer (README: "Retrain")
+  car-select train-scorer --seed 42 -o my-scorer \\
+      --train ../shared/data/car-expert-revised/expert-revised/APE_score_train.csv \\
+      --train ../shared/data/preference-dev/train.jsonl --train-weights 1,0.25 \\
+      --negatives-from ../shared/data/stanford-alpaca-52k/alpaca_data.json --negatives-max-records 500 \\
+      --valid ../shared/data/car-expert-revised/expert-revised/APE_score_valid.csv \\
+      --valid ../shared/data/preference-dev/valid_autoj_human.jsonl --valid-robustness ../shared/data/lima-1k/lima.json \\
+      --length-reference ../shared/data/stanford-alpaca-52k/alpaca_data.json
+  # the paper's IQS recipe (the shipped car-paper scorer, byte for byte)
+  car-select train-scorer --recipe car-paper --seed 42 -o car-paper \\
+      --train ../shared/data/car-expert-revised/expert-revised/APE_score_train.csv \\
+      --valid ../shared/data/car-expert-revised/expert-revised/APE_score_valid.csv
+"""
+
+
+def add_parser(sub):
+    train = sub.add_parser("train-scorer", help="train a quality scorer on preference pairs", epilog=TRAIN_EXAMPLE,
+                           formatter_class=formatter, description="Train on the expert-revised CSV (src,score), "
+                           "the pairs CSV (src,pos,neg) or JSONL {prompt, chosen, rejected}, plus corruption "
+                           "negatives; the epoch with the best mean validation pairwise accuracy is kept. Output: "
+                           "safetensors + config.json, with the scorer's card.")
+    train.add_argument("--recipe", choices=["default", "car-paper"], default="default",
+                       help="default (multi-view head, pairwise loss, corruption negatives) or car-paper (the "
+                       "paper's IQS: whole-text view, regression to 0/1, no negatives)")
+    train.add_argument("--train", action="append", required=True, help="training pairs; repeatable")
+    train.add_argument("--valid", action="append", required=True, help="validation pairs; repeatable")
+    train.add_argument("--valid-robustness", action="append", default=[], metavar="DATA",
+                       help="dataset whose degraded answers (eval-pool wordings) are one more validation set")
+    train.add_argument("--negatives-from", action="append", default=[], metavar="DATA",
+                       help="dataset whose answers, degraded, are extra training negatives (besides the "
+                       "training pairs' own chosen answers)")
+    train.add_argument("--negatives-max-records", type=int, default=1000,
+                       help="records sampled per --negatives-from / --valid-robustness dataset (1000 / 150)")
+    train.add_argument("--max-train-pairs", type=int, default=None, help="pairs sampled per --train file")
+    train.add_argument("--train-weights", metavar="W,W,...", default=None,
+                       help="each --train file's weight in the pairwise loss, in --train order (default: 1 each; "
+                       "corruption negatives weigh 1)")
+    train.add_argument("--off-topic-weight", type=float, default=None, metavar="W",
+                       help="weight in the loss of the off_topic corruption negatives (another record's answer; "
+                       "other negatives weigh 1; default recipe: 3)")
+    train.add_argument("--length-reference", metavar="DATA", help="dataset for the card's Spearman(score, length)")
+    train.add_argument("--cache-dir", help="where training features are kept for a retrain on the same data "
+                       "(default: ~/.cache/car-select)")
+    train.add_argument("--no-cache", action="store_true", help="neither read nor write training features")
+    train.add_argument("-o", "--output", required=True, help="scorer directory to write")
+    train.add_argument("--encoder", default="all-MiniLM-L6-v2", help="any Hugging Face encoder name or path")
+    train.add_argument("--objective", choices=["regression", "pairwise", "triplet"], default=None,
+                       help="regression (paper's IQS; --recipe car-paper's), pairwise (Bradley-Terry; the default "
+                       "recipe's) or triplet (paper's Comet)")
+    train.add_argument("--epochs", type=int, default=None)
+    train.add_argument("--members", type=int, default=None, help="heads trained from consecutive seeds, averaged")
+    train.add_argument("--lr", type=float, default=None, help="head learning rate")
+    train.add_argument("--hidden-sizes", default=None, help="feed-forward sizes, e.g. 2048,1024")
+    train.add_argument("--train-encoder", action="store_true",
+                       help="fine-tune the encoder too (the paper's recipe; needs a GPU for xlm-roberta-large)")
+    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--max-length", type=int, default=256)
+    train.add_argument("--tail-tokens", type=int, default=None, metavar="N",
+                       help="of a text longer than --max-length, the last N tokens the window keeps (multi-view "
+                       "heads; default recipe: a quarter of --max-length, 64 of 256; at most half; 0: the "
+                       "first --max-length)")
+    train.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    train.add_argument("--device", default="auto")
+    train.add_argument("--overwrite", action="store_true")
+    train.add_argument("-q", "--quiet", action="store_true")
+    return train
+
+
+def main(args) -> int:
+    from ..atomic import check_writable
+    from ..training import card as cards
+    from ..training.data import training_data
+    from ..training.train import RECIPES, TrainSettings, train_scorer
+
+    check_writable(args.output, overwrite=args.overwrite, directory=True)
+    if os.path.isdir(args.output) and os.listdir(args.output) and not args.overwrite:
+        raise CarSelectError(f"cannot write {args.output}: it already exists (pass --overwrite to replace it)")
+    for flag, value in (("--negatives-max-records", args.negatives_max_records), ("--max-train-pairs", args.max_train_pairs)):
+        if value is not None and value < 1:
+            raise CarSelectError(f"{flag} must be >= 1, got {value}")
+    settings = TrainSettings(encoder=args.encoder, seed=args.seed, max_length=args.max_length,
+                             precision=args.precision, device=args.device, train_encoder=args.train_encoder,
+                             **RECIPES[args.recipe])
+    for flag, name in (("epochs", "epochs"), ("objective", "objective"), ("members", "members"), ("lr", "lr_head"),
+                       ("off_topic_weight", "off_topic_weight"), ("tail_tokens", "tail_tokens")):
+        if getattr(args, flag) is not None:
+            setattr(settings, name, getattr(args, flag))
+    if args.hidden_sizes:
+        try:
+            settings.hidden_sizes = [int(x) for x in args.hidden_sizes.split(",") if x.strip()]
+        except ValueError:
+            raise CarSelectError(f"--hidden-sizes must be comma-separated integers, got {args.hidden_sizes!r}") from None
+    settings.validate()
+    train_weights = None
+    if args.train_weights is not None:
+        try:
+            train_weights = [float(x) for x in args.train_weights.split(",")]
+        except ValueError:
+            raise CarSelectError(f"--train-weights must be comma-separated numbers, got {args.train_weights!r}") from None
+    data = training_data(args.train, args.valid, robustness_paths=args.valid_robustness,
+                         negatives_from=args.negatives_from, max_train_pairs=args.max_train_pairs,
+                         negatives_max_records=args.negatives_max_records,
+                         negatives_per_answer=settings.negatives_per_answer, seed=args.seed,
+                         train_weights=train_weights, off_topic_weight=settings.off_topic_weight)
+    t = time.perf_counter()
+    from ..config import default_cache_dir
+
+    cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    result = train_scorer(data.train, data.valid, settings, quiet=args.quiet, cache_dir=cache_dir,
+                          pair_weights=data.weights)
+    result.scorer.meta["training"]["seconds"] = round(time.perf_counter() - t, 1)
+    card = cards.card_from_training(result, data.valid, data.trained_on)
+    if args.length_reference:
+        card["length_spearman"][os.path.basename(args.length_reference)] = cards.length_correlation(
+            result.scorer, args.length_reference)
+    result.scorer.meta["card"] = card
+    result.scorer.save(args.output)
+    if not args.quiet:
+        print(cards.format_card(card))
+        print(f"best epochs {result.best_epochs}; saved {args.output} in {time.perf_counter() - t:.0f}s")
+    return 0
