@@ -11,7 +11,7 @@ from car_select.errors import CarSelectError, CarSelectWarning
 from car_select.formats import read_dataset
 from car_select.given_scores import read_score_field
 from car_select.selection.car import car_select, car_select_budget
-from car_select.value import compare_with_random, coverage_distance
+from car_select.selection.baselines import compare_with_random, coverage_distance
 from test_pipeline import make_records
 
 

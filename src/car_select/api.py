@@ -60,7 +60,7 @@ def manifest_path(annotated: str) -> str:
     return f"{annotated}.manifest.json"
 
 
-FIGURE_NAMES = ("cluster_map.png", "score_hist.png", "vs_random.png")
+FIGURE_NAMES = ("cluster_map.png", "score_hist.png", "vs_random.png", "quality_coverage.png")
 
 
 def _input_format(source: Dataset | str, file_format: str | None) -> tuple[str, bool]:

@@ -48,7 +48,7 @@ class Selection:
     eligible: int = 0  # distinct records scoring at least min_score (all distinct records without it)
     warnings: list[str] = field(default_factory=list)
     empty_responses: int = 0  # distinct records whose response (in any exchange) is empty or whitespace
-    against_random: dict | None = None  # value.compare_with_random: the selection beside random subsets
+    against_random: dict | None = None  # selection.baselines.compare_with_random: beside same-size baselines
     languages: dict | None = None  # languages.language_summary: detected languages, scorer's, warning
     record_languages: list | None = None  # per input record, when every distinct record was detected
     manifest: dict | None = None  # manifest.build_manifest, set by api.run (it knows the input file)
@@ -207,7 +207,7 @@ def select(records: Sequence[Record], config: Config | None = None, *, scorer: S
     against_random = None
     if config.compare_seeds:
         t = time.perf_counter()
-        from .value import compare_with_random, output_words
+        from .selection.baselines import compare_with_random, output_words
 
         chosen_u = position[chosen.indices]
         against_random = compare_with_random(scores_u, labels_u, reduced, output_words([records[i] for i in unique]),

@@ -1,4 +1,4 @@
-"""The HTML report and the PNG figures (car_select.report).
+"""The HTML report (car_select.report.html), statically and in a real browser.
 
 The browser tests open the report in a real headless Chromium (Debian's `chromium`, installed in CI
 by .ci/install-browser) driven over the DevTools protocol with `websocket-client`; they are skipped,
@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import sys
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -18,60 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-try:
-    import car_select  # noqa: F401
-except ImportError:  # a checkout that is not pip-installed
-    sys.path.insert(0, str(ROOT / "src"))
+from car_select.report import project_2d, write_report
 
-from car_select.report import ReportData, project_2d, write_figures, write_report  # noqa: E402
+from synthetic_report import EVIL, K, N, N_SEL, make_data
 
-N, K, N_SEL = 300, 6, 20
-EVIL = '</script><script>window.__pwned = 1</script><img src=x onerror="window.__pwned=2"><b>bold</b> & \u2028 done'
-SUMMARY = {
-    "input": "data/alpaca<&>.jsonl",
-    "scorer": "default",
-    "records_read": 31337,
-    "duplicates_dropped": 4242,
-    "k": K,
-    "pca_components": 17,
-    "pca_variance_explained": 0.9517,
-    "selected": N_SEL,
-    "stage_seconds": {"score": 12.25, "embed": 3.5},
-}
-
-
-def make_data(n: int = N, k: int = K, n_sel: int = N_SEL, seed: int = 0) -> ReportData:
-    rng = np.random.default_rng(seed)
-    d = 8
-    clusters = np.arange(n) % k
-    centers = rng.normal(size=(k, d)) * 5
-    reduced = centers[clusters] + rng.normal(size=(n, d))
-    scores = rng.random(n)
-    evil_row = 7
-    scores[evil_row] = 2.0  # the best score overall: its instruction is its cluster's example
-    order = np.argsort(-scores)
-    selected = np.zeros(n, dtype=bool)
-    selected[order[:n_sel]] = True
-    reasons: list[str | None] = [None] * n
-    for r, i in enumerate(order[:n_sel]):
-        reasons[i] = "top_n1" if r < n_sel - 3 else "cluster_top"
-    instructions = [f"Instruction number {i} about topic {clusters[i]}" for i in range(n)]
-    instructions[evil_row] = EVIL
-    return ReportData(
-        scores=scores,
-        clusters=clusters,
-        selected=selected,
-        reasons=reasons,
-        instructions=instructions,
-        reduced=reduced,
-        summary=dict(SUMMARY),
-    )
-
-
-@pytest.fixture(scope="module")
-def data() -> ReportData:
-    return make_data()
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -240,20 +190,6 @@ def test_write_report_rejects_mismatched_lengths(tmp_path, data):
     bad.instructions = bad.instructions[:-1]
     with pytest.raises(ValueError, match="instructions"):
         write_report(tmp_path / "r.html", bad)
-
-
-# ---------------------------------------------------------------------------------------------
-# PNG figures
-
-
-def test_write_figures_makes_two_pngs(tmp_path, data):
-    pytest.importorskip("matplotlib", reason="matplotlib (car-select[report]) is not installed")
-    paths = write_figures(tmp_path / "figs", data)
-    assert sorted(p.name for p in paths) == ["cluster_map.png", "score_hist.png"]
-    for p in paths:
-        blob = p.read_bytes()
-        assert blob.startswith(b"\x89PNG\r\n\x1a\n") and len(blob) > 5000
-    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["cluster_map.png", "score_hist.png"]
 
 
 # ---------------------------------------------------------------------------------------------
