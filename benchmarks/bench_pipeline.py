@@ -40,7 +40,6 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -109,7 +108,7 @@ def machine_info(device) -> dict:
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
     }
     try:
-        from car_select.encode import cpu_has_fast_bf16
+        from car_select.encoding.device import cpu_has_fast_bf16
 
         info["cpu_bf16"] = cpu_has_fast_bf16()
     except ImportError:
@@ -187,24 +186,12 @@ def encoder_flops_per_token(encoder) -> float:
 
 # ---- encoder A/B ----------------------------------------------------------------------------------
 
-@contextmanager
-def fast_path(enabled: bool):
-    import car_select.encode as enc
-
-    old = enc.FAST_ENCODER_ENABLED
-    enc.FAST_ENCODER_ENABLED = enabled
-    try:
-        yield
-    finally:
-        enc.FAST_ENCODER_ENABLED = old
-
-
 class Variant:
     """One way to run the encoder pass over token ids: (scores, embeddings) in input order.
 
     fast: FastEncoder (else the Hugging Face forward); dtype: autocast dtype (or the weights' dtype with
     cast_weights); workers: batches at once on CPU (None = the shipped default, 1 = one batch at a time
-    on torch's OpenMP threads); cpu_cap: encode.CPU_MAX_BATCH_TOKENS (None = shipped, 0 = no cap)."""
+    on torch's OpenMP threads); cpu_cap: EncoderSettings.cpu_batch_tokens (None = shipped, 0 = no cap)."""
 
     def __init__(self, name: str, scorer, *, fast: bool, dtype, batch_tokens: int = 16384,
                  cast_weights: bool = False, workers: int | None = None, cpu_cap: int | None = None,
@@ -222,27 +209,30 @@ class Variant:
     def __call__(self, ids):
         import torch
 
-        import car_select.encode as enc
+        from dataclasses import replace
+
+        from car_select.encoding.batching import run_batches
+        from car_select.encoding.settings import current_settings, use_settings
 
         n = len(ids)
         scores = np.zeros(n, dtype=np.float32)
         emb = np.zeros((n, self.scorer.head_config.hidden_size), dtype=np.float32)
-        old_threads, old_cap = torch.get_num_threads(), enc.CPU_MAX_BATCH_TOKENS
+        settings = replace(current_settings(), fast_encoder=self.fast)
+        if self.cpu_cap is not None:
+            settings = replace(settings, cpu_batch_tokens=self.cpu_cap)
+        old_threads = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(self.threads)
-        if self.cpu_cap is not None:
-            enc.CPU_MAX_BATCH_TOKENS = self.cpu_cap
         try:
-            with fast_path(self.fast):
+            with use_settings(settings):
                 fn = lambda i, m: self.model.score_and_embed(i, m)[:2]  # noqa: E731
                 dtype = self.autocast_dtype or torch.float32  # cast-weights variants run without autocast
-                for idx, (s, e) in enc.run_batches(fn, ids, pad_id=self.scorer.pad_id, batch_tokens=self.batch_tokens,
-                                                   device=self.scorer.device, dtype=dtype, workers=self.workers):
+                for idx, (s, e) in run_batches(fn, ids, pad_id=self.scorer.pad_id, batch_tokens=self.batch_tokens,
+                                               device=self.scorer.device, dtype=dtype, workers=self.workers):
                     scores[idx] = s.reshape(len(idx), -1)[:, 0]
                     emb[idx] = e
         finally:
             torch.set_num_threads(old_threads)
-            enc.CPU_MAX_BATCH_TOKENS = old_cap
         return scores, emb
 
 
@@ -250,7 +240,8 @@ def ab_variants(scorer, device, shipped_dtype, sweep: bool) -> tuple[list[Varian
     """The levers, each added on top of the previous one, ending with the shipped configuration."""
     import torch
 
-    from car_select.encode import CPU_MAX_BATCH_TOKENS, encode_workers
+    from car_select.encoding.batching import encode_workers
+    from car_select.encoding.settings import current_settings
 
     low = shipped_dtype if shipped_dtype != torch.float32 else torch.bfloat16
     ln = str(low).removeprefix("torch.")
@@ -265,7 +256,7 @@ def ab_variants(scorer, device, shipped_dtype, sweep: bool) -> tuple[list[Varian
                 note="+ FastEncoder (cast once, fused QKV, pre-packed oneDNN, fused GELU/add)"),
     ]
     if device.type == "cpu":
-        cap = CPU_MAX_BATCH_TOKENS or 4096
+        cap = current_settings().cpu_batch_tokens or 4096
         w = encode_workers(device)
         v.append(Variant(f"fast-{ln}-{cap // 1024}k", scorer, fast=True, dtype=low, workers=1, cpu_cap=cap,
                          note=f"+ batches of {cap} tokens"))
@@ -534,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from car_select.config import n_clusters_for
-    from car_select.encode import resolve_device, resolve_precision
+    from car_select.encoding.device import resolve_device, resolve_precision
 
     device = resolve_device(args.device)
     shipped_dtype = resolve_precision("auto", device)

@@ -43,16 +43,18 @@ def text_keys(texts: Sequence[str]) -> np.ndarray:
 
 def layout_settings(config) -> dict:
     """The settings that change an encoder's numbers without changing the model: how texts are cut
-    into batches and which kernels run them (see encode.run_batches)."""
-    from . import encode
+    into batches and which kernels run them (see encoding/batching.run_batches). The Config's own
+    values count, whatever set them (an environment variable only sets a field's default)."""
+    from .encoding.device import resolve_device
 
-    device = encode.resolve_device(config.device) if config.device != "auto" else None
+    device = resolve_device(config.device) if config.device != "auto" else None
     device_type = device.type if device is not None else ("cuda" if _cuda() else "cpu")
     tokens = config.batch_tokens
-    if device_type == "cpu" and encode.CPU_MAX_BATCH_TOKENS:
-        tokens = min(tokens, encode.CPU_MAX_BATCH_TOKENS)
-    workers = os.environ.get("CAR_SELECT_ENCODE_WORKERS") or "default"
-    return {"device": device_type, "batch_tokens": tokens, "fast_encoder": bool(encode.FAST_ENCODER_ENABLED),
+    if device_type == "cpu" and config.cpu_batch_tokens:
+        tokens = min(tokens, config.cpu_batch_tokens)
+    # "default" (one worker per core) keeps the key that runs before the knobs were fields wrote
+    workers = "default" if config.encode_workers is None else str(config.encode_workers)
+    return {"device": device_type, "batch_tokens": tokens, "fast_encoder": bool(config.fast_encoder),
             "encode_workers": workers if device_type == "cpu" else "1"}
 
 

@@ -26,7 +26,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?/[A-Za-z0-9](?
 def resolve_model_id(name: str, option: str = "embedder") -> str:
     """A local folder, the bundled all-MiniLM-L6-v2, or a Hugging Face hub id (`owner/name`, optionally
     written `hf://owner/name`): anything else is a one-line error, before any download is tried."""
-    from .encode import MINILM_NAMES, resolve_encoder_path
+    from .encoding.models import MINILM_NAMES, resolve_encoder_path
 
     if not isinstance(name, str) or not name.strip():
         raise CarSelectError(f"{option} must name a model folder or a Hugging Face id, got {name!r}")
@@ -55,7 +55,7 @@ class SentenceEmbedder:
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError:
-            raise CarSelectError("embedder needs sentence-transformers: pip install 'car-select[embed]'") from None
+            raise CarSelectError("embedder needs sentence-transformers: pip install 'sentence-transformers>=3.0'") from None
         try:
             self.model = SentenceTransformer(self.path, device=device, trust_remote_code=False)
         except (OSError, ValueError) as exc:  # not found offline, not a sentence-transformers folder, ...
@@ -71,7 +71,7 @@ class SentenceEmbedder:
         return torch.float32  # embeddings in fp32: clustering is cheap beside the scorer's pass
 
     def to(self, device: str = "auto", precision: str = "auto") -> "SentenceEmbedder":
-        from .encode import resolve_device
+        from .encoding.device import resolve_device
 
         self.model.to(resolve_device(device))
         return self
@@ -82,7 +82,7 @@ class SentenceEmbedder:
 
     def fingerprint(self, embedding_only: bool = True) -> str:
         """The weights, the modules (pooling, normalisation) and the sequence length."""
-        from .encode import weights_fingerprint
+        from .encoding.fingerprints import weights_fingerprint
 
         h = hashlib.sha256(weights_fingerprint(self.path).encode())
         if os.path.isdir(self.path):

@@ -17,10 +17,15 @@ from .cache import FeatureCache, text_keys
 from .config import Config
 from .records import Record
 from .render import RESPONSE_MARK, render_exchanges
-from .encode import resolve_device, resolve_precision
+from .encoding.device import resolve_device, resolve_precision
+from .encoding.settings import EncoderSettings, use_settings
 from .scoring.scorer import Scorer, saved_one_pass_fingerprint
 
 ProgressFn = Callable[[int, int], None]  # (texts done, tokens done) increments
+# Texts per encoder call (FeatureExtractor.extract's chunks), and records per Featurize call on Ray
+# (executors/ray.py): bf16 sums depend on the batch shapes, so one value gives both executors the
+# same chunks of single-turn records, hence the same numbers.
+ENCODE_CHUNK = 2048
 
 
 @dataclass
@@ -133,17 +138,19 @@ class FeatureExtractor:
     def compute(self, segments: Segments, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
         """Uncached computation for a list of segments."""
         bt = self.config.batch_tokens
-        if self.embedder is None:
-            scores, emb, counts = self.scorer.score_and_embed_pairs(segments.prompts, segments.responses, bt, progress)
-        else:
-            scores = self.scorer.score_pairs(segments.prompts, segments.responses, bt)
-            _, emb, counts = self.embedder.score_and_embed(segments.texts, bt, progress)
+        with use_settings(EncoderSettings.of(self.config)):  # this run's encoder knobs, not the defaults
+            if self.embedder is None:
+                scores, emb, counts = self.scorer.score_and_embed_pairs(segments.prompts, segments.responses, bt,
+                                                                        progress)
+            else:
+                scores = self.scorer.score_pairs(segments.prompts, segments.responses, bt)
+                _, emb, counts = self.embedder.score_and_embed(segments.texts, bt, progress)
         return {"scores": scores.astype(np.float32), "embeddings": emb.astype(np.float32), "counts": counts}
 
-    def extract(self, segments: Segments, cache: FeatureCache | None = None, chunk: int = 2048,
+    def extract(self, segments: Segments, cache: FeatureCache | None = None,
                 progress: ProgressFn | None = None) -> tuple[dict[str, np.ndarray], int]:
-        """Features for every segment, reading what the cache has and writing the rest to it chunk by
-        chunk (so an interrupted run resumes from its last finished chunk). Returns (features, hits)."""
+        """Features for every segment, reading what the cache has and writing the rest to it ENCODE_CHUNK
+        texts at a time (so an interrupted run resumes from its last finished chunk). Returns (features, hits)."""
         m = len(segments.prompts)
         keys = text_keys(segments.texts)
         out = {
@@ -164,8 +171,8 @@ class FeatureExtractor:
         todo = missing[np.sort(first)]
         if progress is not None and len(todo) < len(missing):
             progress(len(missing) - len(todo), 0)
-        for start in range(0, len(todo), chunk):
-            part = todo[start:start + chunk]
+        for start in range(0, len(todo), ENCODE_CHUNK):
+            part = todo[start:start + ENCODE_CHUNK]
             feats = self.compute(Segments([segments.prompts[i] for i in part], [segments.responses[i] for i in part],
                                           segments.owner[part]), progress)
             if out["embeddings"] is None:

@@ -53,7 +53,7 @@ def scorer_languages(scorer: str | None, score_field: str | None = None) -> list
     """The languages a scorer was trained on, where known (None: unknown, e.g. a reward model)."""
     if score_field is not None:
         return None
-    from .encode import MINILM_NAMES
+    from .encoding.models import MINILM_NAMES
     from .scoring.scorer import scorer_path
 
     if isinstance(scorer, str) and scorer.startswith("hf-reward:"):

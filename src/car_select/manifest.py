@@ -34,7 +34,7 @@ def _version(dist: str) -> str | None:
 def input_sha256(path: str | os.PathLike | None) -> str | None:
     """SHA-256 of a file; of a folder, over its files' relative paths and contents in sorted order; None
     for what is not on this filesystem (a hub id, a remote URL)."""
-    from .encode import file_digest
+    from .encoding.fingerprints import file_digest
 
     if path is None:
         return None
@@ -54,7 +54,7 @@ def input_sha256(path: str | os.PathLike | None) -> str | None:
 
 def scorer_identity(config: Config) -> dict:
     """What scored the records: kind, spec and a fingerprint computed from files (no model is loaded)."""
-    from .encode import file_digest, weights_fingerprint
+    from .encoding.fingerprints import file_digest, weights_fingerprint
     from .scoring.scorer import saved_fingerprint, scorer_path
 
     if config.score_field is not None:
@@ -73,7 +73,7 @@ def scorer_identity(config: Config) -> dict:
 
 
 def embedder_identity(config: Config) -> dict:
-    from .encode import weights_fingerprint
+    from .encoding.fingerprints import weights_fingerprint
 
     name = config.embedder or "all-MiniLM-L6-v2"
     return {"name": name, "fingerprint": weights_fingerprint(name), "max_length": config.max_length}

@@ -27,7 +27,7 @@ def test_forward_and_backward_on_a_tiny_encoder(tiny_encoder_dir):
     scorer = Scorer.new(tiny_encoder_dir, {"hidden_sizes": [16, 8]}, max_length=32, train_encoder=True)
     model = scorer.model.train()
     ids = scorer.tokenize(TEXTS)
-    from car_select.encode import pad_batch
+    from car_select.encoding.batching import pad_batch
 
     input_ids, mask = pad_batch(ids, scorer.pad_id)
     scores = model(input_ids, mask)
@@ -129,7 +129,7 @@ def test_halves_pool_the_response_first_and_second_half_apart():
 
 
 def test_halves_head_takes_the_cosines_of_prompt_and_halves(tiny_encoder_dir):
-    from car_select.encode import pad_batch
+    from car_select.encoding.batching import pad_batch
     from car_select.scoring.model import VIEW_SETS
 
     torch.manual_seed(0)

@@ -258,7 +258,7 @@ def test_softmax_layer_mix_is_converted_exactly(written):
 
 
 def _batch(scorer, texts):
-    from car_select.encode import pad_batch
+    from car_select.encoding.batching import pad_batch
 
     return pad_batch(scorer.tokenize(texts), scorer.pad_id)
 

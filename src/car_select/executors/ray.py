@@ -44,13 +44,12 @@ from ..formats import Dataset
 from ..formats.hf import HF_PREFIX
 from ..formats.sources import combine, is_sharded, list_files, shell, split_rows, write_selection
 from ..records import Record
+from ..features import ENCODE_CHUNK
 from ..stages import ClusterEstimator, Features, Featurize
+from .base import Executor, ProgressBars
 
 RAY_MISSING = "the Ray engine needs: pip install 'car-select[ray]'"
 USER_ERROR_LINE = re.compile(r"^(?:car_select\.errors\.)?CarSelectError: (.+)$", re.MULTILINE)
-# Records per actor call. The local executor encodes its texts in chunks of this many (FeatureExtractor
-# .extract), and bf16 sums depend on the batch shapes: equal chunks give both engines the same numbers.
-ENCODE_BATCH = 2048
 
 
 def import_ray():
@@ -231,7 +230,8 @@ def _collect(ds, columns: Sequence[str]) -> dict[str, np.ndarray]:
 
 @dataclass
 class _RayEmbeddings:
-    """Embeddings left on the workers: the materialized Featurize output, rows tagged by rank."""
+    """Embeddings left on the workers (a stages.HeldEmbeddings): the materialized Featurize output,
+    rows tagged by rank."""
 
     ds: Any
     n: int
@@ -240,13 +240,13 @@ class _RayEmbeddings:
         return self.n
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     name = "ray"
 
     def __init__(self, address: str | None = None, *, actors: int | None = None, quiet: bool = True,
-                 runtime_env: dict | None = None, batch_size: int = ENCODE_BATCH):
+                 runtime_env: dict | None = None):
         self.address, self.actors, self.quiet = address, actors, quiet
-        self.runtime_env, self.batch_size = runtime_env, batch_size
+        self.runtime_env = runtime_env
         import_ray()  # the one-line error first, whatever else is wrong
 
     # --- session --------------------------------------------------------------------------------
@@ -344,11 +344,13 @@ class RayExecutor:
         return {"size": self.actors or max(1, total // threads), "num_cpus": threads, "num_gpus": 0,
                 "threads": threads}
 
-    def featurize(self, stage: Featurize, records: Sequence[Record], progress) -> Features:
+    def featurize(self, stage: Featurize, records: Sequence[Record], progress: ProgressBars) -> Features:
+        """Featurize in the actor pool, ENCODE_CHUNK records per call: the local executor's chunks."""
         import pyarrow as pa
 
+        stage.shipped_scorer()  # a scorer object that cannot travel is refused here, before any work
         with self._session() as ray:
-            step = self.batch_size
+            step = ENCODE_CHUNK
             blocks = [pa.table({"rank": pa.array(np.arange(s, min(s + step, len(records))), pa.int64()),
                                 "record": pa.array([pickle.dumps(r) for r in records[s:s + step]], pa.binary())})
                       for s in range(0, len(records), step)]

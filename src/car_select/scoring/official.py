@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..encode import resolve_encoder_path
+from ..encoding.models import resolve_encoder_path
 from ..errors import CarSelectError
 from .comet_checkpoint import (
     CLASS_IDENTIFIER,

