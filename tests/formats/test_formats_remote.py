@@ -16,7 +16,7 @@ from car_select.api import read_input
 from car_select.errors import CarSelectError
 from car_select.formats.sources import list_files, write_selection
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
 from test_cli_mistakes import one_line_error, run_cli, snapshot  # noqa: E402
 
 ROWS = [{"instruction": f"Say {i}", "input": "" if i % 2 else f"ctx {i}", "output": f"answer {i}", "extra": i}

@@ -19,7 +19,7 @@ CHAT_TEMPLATE = ("{% for m in messages %}{{ '[' + m['role'] + '] ' + m['content'
 
 
 def _tokenizer():
-    from car_select.encode import load_tokenizer
+    from car_select.encoding.models import load_tokenizer
 
     return load_tokenizer("all-MiniLM-L6-v2")  # bundled WordPiece tokenizer: offline
 
@@ -132,7 +132,7 @@ def test_select_scores_with_the_reward_model_and_embeds_with_minilm(decoder_rm, 
 
 
 def test_cli_run_and_eval_scorer_on_a_real_alpaca_slice(decoder_rm, tmp_path):
-    from test_cli_run import run_cli
+    from cli_runs import run_cli
 
     records = json.loads(shared_file("stanford-alpaca-52k", "alpaca_data.json").read_text())[:120]
     src = tmp_path / "slice.json"

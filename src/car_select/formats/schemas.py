@@ -122,6 +122,7 @@ class Names:
 def detect_schema(keys: Iterable[str], names: Names, any_has_history: bool = False) -> str | None:
     """The schema a record with these keys has, or None when no schema fits."""
     keys = set(keys)
+    keys |= {name for name in names.all() if _top(name) in keys}  # a dotted --fields path counts by its top field
     if names.conversations in keys:
         return "sharegpt"
     if names.messages in keys:
@@ -137,17 +138,43 @@ def detect_schema(keys: Iterable[str], names: Names, any_has_history: bool = Fal
 # field helpers
 
 
+_MISSING = object()
+
+
+def _lookup(row: Mapping, name: str):
+    """`row[name]`, or, where no field has that literal name, the dotted path `name` through nested
+    objects and lists (`instances.0.output`); _MISSING where it leads nowhere."""
+    if name in row:
+        return row[name]
+    value = row
+    for part in name.split("."):
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _MISSING
+    return value
+
+
+def _top(name: str) -> str:
+    """The top-level field a (possibly dotted) name starts at."""
+    return name.split(".", 1)[0]
+
+
 def _required_str(row: Mapping, name: str) -> str:
-    if name not in row:
-        raise FieldError(f'missing field "{name}"')
-    value = row[name]
+    value = _lookup(row, name)
+    if value is _MISSING:
+        raise FieldError(f'missing field "{name}" (the record has: {", ".join(map(str, row)) or "no fields"}; '
+                         "map others with --fields, dotted paths allowed: output=instances.0.output)")
     if not isinstance(value, str):
         raise FieldError(f'field "{name}" must be a string, got {type_name(value)}')
     return value
 
 
 def _optional_str(row: Mapping, name: str) -> str:
-    value = row.get(name)
+    value = _lookup(row, name)
+    value = None if value is _MISSING else value
     if value is None:
         return ""
     if not isinstance(value, str):

@@ -9,7 +9,7 @@ import pytest
 
 from car_select.selection.car import car_select
 from datapaths import shared_file
-from test_cli_run import annotated_rows, check_output_matches, run_cli
+from cli_runs import annotated_rows, check_output_matches, run_cli
 
 N = 400
 

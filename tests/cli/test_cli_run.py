@@ -2,30 +2,14 @@
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from cli_runs import annotated_rows, check_output_matches, run_cli
 from datapaths import REPO, shared_file
 
 DEMO = REPO / "examples" / "demo_alpaca.json"
-
-
-def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "car_select", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=900)
-
-
-def annotated_rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def check_output_matches(records: list, out_records: list, rows: list[dict]) -> None:
-    """Output = the selected input records, unchanged, in descending score order (ties: earlier)."""
-    chosen = sorted((r for r in rows if r["selected"]), key=lambda r: (-r["score"], r["index"]))
-    assert out_records == [records[r["index"]] for r in chosen]
 
 
 def test_run_on_a_real_3000_record_alpaca_slice(tmp_path):

@@ -5,37 +5,15 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from cli_runs import one_line_error, snapshot
+from cli_runs import run_cli as run_any
 
-
-def run_cli(args: list[str], cwd: Path, command: str = "run") -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH")) if p)
-    env["CAR_SELECT_CACHE"] = str(cwd / "cache")
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1", RAY_ADDRESS="")
-    return subprocess.run([sys.executable, "-m", "car_select", command, *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=300)
-
-
-def one_line_error(result: subprocess.CompletedProcess) -> str:
-    lines = result.stderr.splitlines()
-    assert result.returncode == 2, f"exit {result.returncode}, stderr: {result.stderr!r}"
-    assert "Traceback" not in result.stderr, result.stderr
-    assert len(lines) == 1, f"expected one stderr line, got {result.stderr!r}"
-    assert result.stdout == ""
-    return lines[0]
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else b"<dir>")
-            for p in sorted(folder.rglob("*")) if "cache" not in p.parts}
+def run_cli(args: list[str], cwd: Path, command: str = "run"):
+    return run_any(command, *args, cwd=cwd, env={"CAR_SELECT_CACHE": str(cwd / "cache"), "RAY_ADDRESS": ""})
 
 
 ROWS = [{"instruction": f"Name a color number {i}.", "input": "", "output": f"Color {i}."} for i in range(5)]
@@ -75,7 +53,7 @@ CASES = {
     "fit sample below k": (["data.jsonl", "-o", "out.json", "--clusters", "3", "--fit-sample", "2"], ["--fit-sample"]),
     "selects nothing": (["data.jsonl", "-o", "out.json", "--n1", "0", "--n2", "0"], ["--n1", "--n2", "nothing"]),
     "engine in TOML": (["data.jsonl", "-o", "out.json", "--config", "engine.toml"], ["engine.toml", "spark"]),
-    "type in TOML": (["data.jsonl", "-o", "out.json", "--config", "types.toml"], ["types.toml", "--n1"]),
+    "type in TOML": (["data.jsonl", "-o", "out.json", "--config", "types.toml"], ["n1 in types.toml", "must be int"]),
     "bool in TOML": (["data.jsonl", "-o", "out.json", "--config", "bool.toml"], ["bool.toml", "overwrite"]),
     "unknown key in TOML": (["data.jsonl", "-o", "out.json", "--config", "unknown.toml"], ["n3"]),
     "config is a folder": (["data.jsonl", "-o", "out.json", "--config", "shards"], ["shards", "cannot read"]),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BAD = ROOT / "tests" / "data" / "bad_inputs"
 BAD_FILES = sorted(p.name for p in BAD.iterdir() if p.is_file() and not p.name.startswith("."))
 
