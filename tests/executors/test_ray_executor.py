@@ -328,7 +328,7 @@ def test_a_scorer_object_passed_to_select_is_the_one_used_on_ray(ray_cluster, re
     scorer = own_scorer()
 
     def config(name):
-        return config_for(scorer_dir, str(tmp_path / name), n1=5)
+        return config_for(scorer_dir, str(tmp_path / name))
 
     on_ray = select(subset, config("ray"), scorer=scorer, executor=RayExecutor())
     local = select(subset, config("local"), scorer=scorer)

@@ -6,7 +6,7 @@ rendered with the model's chat template where its tokenizer has one (a user turn
 and the input after a blank line, then the assistant's response), else as the paper's
 `Instruction: ... Response: ...` text. Texts are truncated to `max_length` tokens (default 1024; the
 end of a long response is cut) and run through the same length-sorted, token-budget batches as our
-encoder (`encode.run_batches`), on CPU or GPU.
+encoder (`encoding.batching.run_batches`), on CPU or GPU.
 
 The model gives no all-MiniLM-L6-v2 embedding, so FeatureExtractor runs the embedder in a second pass;
 both outputs are cached under a key made of this model's fingerprint and the embedder's.
