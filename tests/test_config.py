@@ -23,4 +23,4 @@ def test_impossible_options_are_user_errors(change):
 
 def test_more_clusters_than_records():
     with pytest.raises(CarSelectError, match="more than the 3"):
-        Config(clusters=4).validate(3)
+        Config(clusters=4).check_fits(3)
