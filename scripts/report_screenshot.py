@@ -5,7 +5,7 @@
     python scripts/report_screenshot.py --html out/report.html -o docs/report.png
 
 Drives the system Chromium (Debian's `chromium`, /usr/bin/chromium; $CHROMIUM overrides) over the
-DevTools protocol with the `websocket-client` package; nothing is downloaded. tests/test_report.py
+DevTools protocol with the `websocket-client` package; nothing is downloaded. tests/report/test_report_html.py
 uses the same `HeadlessChromium` class to check the page loads without console errors.
 """
 
@@ -282,6 +282,7 @@ def demo_data(n: int = 3000, k: int = 24, n1: int = 60, seed: int = 0):
     import numpy as np
 
     from car_select.report import ReportData
+    from car_select.selection.baselines import compare_with_random
 
     rng = np.random.default_rng(seed)
     d = 20
@@ -327,6 +328,9 @@ def demo_data(n: int = 3000, k: int = 24, n1: int = 60, seed: int = 0):
         "selected": int(selected.sum()),
         "stage_seconds": {"read": 0.4, "score": 31.2, "embed": 12.5, "cluster": 2.1, "select": 0.01},
     }
+    # the section a run adds: the selection beside random subsets and the naive baselines
+    words = rng.integers(5, 400, size=n)
+    summary["against_random"] = compare_with_random(scores, clusters, reduced, words, np.flatnonzero(selected))
     return ReportData(
         scores=scores,
         clusters=clusters,

@@ -90,9 +90,10 @@ def _vs_random(fig, c: dict) -> bool:
         labels, values, colors = [r[0] for r in rows][::-1], [r[1] for r in rows][::-1], [r[2] for r in rows][::-1]
         ax.barh(labels, [v - origin for v in values], left=origin, color=colors)
         ax.axvline(origin, color="#444444", linestyle="--", linewidth=1)
-        for i, v in enumerate(values):
-            ax.text(v, i, f" \u00d7{v:.2f} " if origin == 1.0 else f" {v:+.3g} ", va="center", fontsize=8,
-                    ha="left" if v >= origin else "right")
+        for i, v in enumerate(values):  # a ratio's label right of the bar or the line, clear of the axis labels
+            right = v >= origin or origin == 1.0
+            ax.text(max(v, origin) if right else v, i, f" \u00d7{v:.2f} " if origin == 1.0 else f" {v:+.3g} ",
+                    va="center", fontsize=8, ha="left" if right else "right")
         if origin == 0.0:
             span = max(abs(v) for v in values) * 1.35 or 1.0
             ax.set_xlim(-span, span)

@@ -81,7 +81,7 @@ def _run_html(summary: dict[str, Any]) -> str:
         if key in SUMMARY_CARD_KEYS:
             continue
         if isinstance(value, dict):
-            inner = "".join(f"<tr><th>{esc(k)}</th><td>{esc(fmt(v))}</td></tr>" for k, v in value.items())
+            inner = "".join(f"<tr><th>{esc(_label(k))}</th><td>{esc(fmt(v))}</td></tr>" for k, v in value.items())
             if key == "stage_seconds" and value:
                 try:
                     total = sum(float(v) for v in value.values())

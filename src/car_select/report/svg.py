@@ -96,7 +96,7 @@ def bars_svg(rows: list[tuple[str, float, bool | None]], title: str, origin: flo
         y = top + i * row_h
         a, b = sorted((x(origin), x(value)))
         text = f"\u00d7{value:.2f}" if origin == 1.0 else f"{value:+.3g}"
-        tx, anchor = (b + 4, "start") if value >= origin else (a - 4, "end")
+        tx, anchor = (b + 4, "start") if value >= origin or origin == 1.0 else (a - 4, "end")
         parts.append(f'<text x="{left - 6}" y="{y + 13}" text-anchor="end" class="a">{esc(label)}</text>'
                      f'<rect x="{a:.1f}" y="{y + 3}" width="{max(b - a, 0.5):.1f}" height="{row_h - 6}" '
                      f'fill="{bar_color(better)}"><title>{esc(label)}: {esc(text)}</title></rect>'

@@ -198,11 +198,9 @@ def format_comparison(c: dict) -> list[str]:
     """Plain-text table lines: each figure for the selection, the random subsets' mean (± std), the two
     naive baselines, and the selection against random (a difference, or a ratio, as `versus_text` says)."""
     baselines = [key for key in BASELINES if key in c]
-    head = f"selection of {c['size']:,} vs mean of {len(c['random_seeds'])} random subsets"
-    if baselines:
-        head += " and the " + " and the ".join(
-            {"top_score": f"{c['size']:,} best-scored", "longest_output": f"{c['size']:,} longest outputs"}[b]
-            for b in baselines)
+    head = f"subsets of {c['size']:,}: the selection, {len(c['random_seeds'])} random (mean ± sd)" + "".join(
+        {"top_score": ", the best-scored (top score)", "longest_output": ", the longest outputs (longest)"}[b]
+        for b in baselines)
     lines = [f"against baselines   {head}",
              f"  {'':36s}{'selection':>11s}{'random':>19s}" + "".join(f"{BASELINES[b]:>11s}" for b in baselines)
              + f"{'vs random':>11s}"]
