@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -48,11 +47,8 @@ def test_sharegpt_zh_1k(tmp_path):
 
 def test_stanford_alpaca_52k():
     path = need("stanford-alpaca-52k/alpaca_data.json")
-    start = time.perf_counter()
     ds = read_dataset(path)
-    elapsed = time.perf_counter() - start
     assert (ds.file_format, ds.schema, len(ds.records)) == ("json", "alpaca", 52002)
-    assert elapsed < 10, f"reading took {elapsed:.1f}s"
 
 
 def test_lima_history():
