@@ -262,7 +262,7 @@ def test_unknown_output_format(tmp_path, json_ds):
     "src_format, out_name, file_format, expected",
     [
         ("json", "o.json", None, "json"),
-        ("jsonl", "o.json", None, "jsonl"),  # .json is also used for JSON Lines: keep the layout
+        ("jsonl", "o.json", None, "json"),  # a known extension decides: .json is a JSON array (issue 28)
         ("json", "o.jsonl", None, "jsonl"),
         ("json", "o.csv", None, "csv"),
         ("csv", "o.parquet", None, "parquet"),
@@ -270,7 +270,8 @@ def test_unknown_output_format(tmp_path, json_ds):
         ("hf", "o.jsonl", None, "jsonl"),
         ("hf", "o", None, "hf"),
         ("jsonl", "o", None, "jsonl"),
-        ("json", "o.csv", "jsonl", "jsonl"),  # explicit wins
+        ("json", "o", "jsonl", "jsonl"),  # no known extension: the requested format
+        ("json", "o.jsonl.gz", "jsonl", "jsonl"),  # agreeing with the extension
     ],
 )
 def test_output_format_rule(src_format, out_name, file_format, expected):
@@ -278,6 +279,15 @@ def test_output_format_rule(src_format, out_name, file_format, expected):
 
     ds = Dataset(records=[], path="x", file_format=src_format, schema="alpaca")
     assert output_format(ds, out_name, file_format) == expected
+
+
+def test_an_output_format_that_contradicts_the_extension_is_refused():
+    from car_select.errors import CarSelectError
+    from car_select.formats import Dataset
+
+    ds = Dataset(records=[], path="x", file_format="json", schema="alpaca")
+    with pytest.raises(CarSelectError, match="^output_format jsonl contradicts the output o.csv"):
+        output_format(ds, "o.csv", "jsonl")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -289,8 +299,8 @@ def test_detect_jsonl_content_in_json_file(tmp_path, rows):
     src.write_text("".join(json.dumps(r) + "\n" for r in rows[:2]), encoding="utf-8")
     ds = read_dataset(src)
     assert ds.file_format == "jsonl" and len(ds.records) == 2
-    write_subset(ds, [1], tmp_path / "sel.json")
-    assert (tmp_path / "sel.json").read_text() == json.dumps(rows[1]) + "\n"
+    write_subset(ds, [1], tmp_path / "sel.json")  # a .json output is a JSON array, whatever the input
+    assert json.loads((tmp_path / "sel.json").read_text()) == [rows[1]]
 
 
 def test_detect_by_content_without_extension(tmp_path, rows):
