@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 
 from ..errors import CarSelectError
 from .options import FIELD_FLAGS, OUTPUT_FORMAT_RULE, Settings, add_input_options, add_model_options, formatter
@@ -20,10 +21,10 @@ example:
 
 def add_parser(sub):
     run = sub.add_parser("run", help="select a subset (score, embed, cluster, select, write)", epilog=RUN_EXAMPLE,
-                         formatter_class=formatter, description="Select the global top n1 records by quality "
-                         "score plus the top n2 of every k-means cluster, and write them unchanged, by "
-                         "descending score (or in input order with --order input). Output format: "
-                         + OUTPUT_FORMAT_RULE + ".")
+                         formatter_class=formatter, description=textwrap.fill(
+                             "Select the global top n1 records by quality score plus the top n2 of every k-means "
+                             "cluster, and write them unchanged, by descending score (or in input order with "
+                             "--order input). Output format: " + OUTPUT_FORMAT_RULE + "."))
     run.add_argument("input", help="dataset file or folder (or hf://owner/name[:split])")
     run.add_argument("-o", "--output", required=True, help="where to write the selected records")
     run.add_argument("--config", help="TOML file setting Config fields (n1 = 500, kmeans_backend = \"sklearn\", "

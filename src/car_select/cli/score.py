@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 
 from .options import Settings, add_input_options, add_model_options, formatter
 
@@ -15,10 +16,10 @@ example:
 
 def add_parser(sub):
     score = sub.add_parser("score", help="add a quality score to every record", epilog=SCORE_EXAMPLE,
-                           formatter_class=formatter, description="Score every record with the quality scorer "
-                           "and write the records, unchanged, with one more field holding the score. A record "
-                           "that already has that field is an error unless --score-column names another field "
-                           "or --overwrite-field is given.")
+                           formatter_class=formatter, description=textwrap.fill(
+                               "Score every record with the quality scorer and write the records, unchanged, with "
+                               "one more field holding the score. A record that already has that field is an error "
+                               "unless --score-column names another field or --overwrite-field is given."))
     score.add_argument("input", help="dataset file or folder (or hf://owner/name[:split])")
     score.add_argument("-o", "--output", required=True, help="where to write the scored records")
     score.add_argument("--score-column", default="score", metavar="NAME",
