@@ -87,8 +87,8 @@ def case(records, budget: int, label: str, strategies=STRATEGIES, **options) -> 
         baselines = baselines or {k: fig[k] for k in ("random_mean", "random_std", "top_score", "longest_output")}
         out["strategies"][strategy] = {"seconds": round(seconds, 2), **fig["selected"]}
         s = out["strategies"][strategy]
-        print(f"{label} {strategy:6s} {seconds:6.2f}s score {s['mean_score']:.3f} coverage {s['coverage_distance']:.4f} "
-              f"(random {fig['random_mean']['mean_score']:.3f} / {fig['random_mean']['coverage_distance']:.4f})",
+        print(f"{label} {strategy:6s} {seconds:6.2f}s score {s['mean_score']:.3f} "
+              f"coverage {s['coverage_distance']:.4f} (random {fig['random_mean']['mean_score']:.3f} / {fig['random_mean']['coverage_distance']:.4f})",
               file=sys.stderr, flush=True)
     out.update(baselines)
     return out

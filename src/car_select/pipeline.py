@@ -18,7 +18,7 @@ from .executors import LocalExecutor
 from .records import Record
 from .render import render_record
 from .scoring.scorer import Scorer
-from .selection import apply_rule
+from .selection.apply import apply_rule
 from .stages import ClusterEstimator, Featurize
 
 
@@ -27,7 +27,7 @@ class Selection:
     """The outcome of a run, per input record (duplicates included) and for the selection."""
 
     indices: np.ndarray  # selected input positions, best score first
-    reasons: list[str]  # "top_n1" / "cluster_top", parallel to indices
+    reasons: list[str]  # parallel to indices: "top_n1" / "cluster_top" (car), "coverage" (qd), "score_first" (deita)
     scores: np.ndarray  # (n,) score per input record (a duplicate carries its first copy's score)
     clusters: np.ndarray  # (n,) cluster per input record
     duplicate_of: np.ndarray  # (n,) position of the first identical record, -1 for first copies
@@ -41,12 +41,16 @@ class Selection:
     cache_hits: int = 0
     encoder_passes: int = 1
     # --- the rule as applied (issue 12) ---
+    strategy: str = "car"  # Config.strategy: car (the paper's rule), qd or deita
     n1: int | None = None  # the n1 the CaR rule used (with a budget: the smallest that reaches it)
     n2: int | None = None
     budget: int | None = None  # records asked for (--budget / --fraction), None for a plain n1 run
     min_score: float | None = None
     eligible: int = 0  # distinct records scoring at least min_score (all distinct records without it)
     warnings: list[str] = field(default_factory=list)
+    # (n,) position of the better-scored kept record each input record is a near-duplicate of, -1 where none
+    # (Config.near_duplicates; None when off). Exact copies keep duplicate_of, their first copy's value here.
+    near_duplicate_of: np.ndarray | None = None
     empty_responses: int = 0  # distinct records whose response (in any exchange) is empty or whitespace
     against_random: dict | None = None  # selection.baselines.compare_with_random: beside same-size baselines
     languages: dict | None = None  # languages.language_summary: detected languages, scorer's, warning
@@ -61,6 +65,13 @@ class Selection:
     def duplicates_dropped(self) -> int:
         return int((self.duplicate_of >= 0).sum())
 
+    @property
+    def near_duplicates_dropped(self) -> int:
+        """Distinct records dropped as near-duplicates (their exact copies are counted as duplicates)."""
+        if self.near_duplicate_of is None:
+            return 0
+        return int(((self.near_duplicate_of >= 0) & (self.duplicate_of < 0)).sum())
+
     def selected_mask(self) -> np.ndarray:
         mask = np.zeros(self.n_records, dtype=bool)
         mask[self.indices] = True
@@ -74,31 +85,41 @@ class Selection:
 
     def annotations(self):
         """One dict per input record: index, score, cluster, selected, reason (the --annotated rows).
-        A duplicate's reason is "duplicate", with `duplicate_of` the index of the copy kept."""
+        A duplicate's reason is "duplicate", with `duplicate_of` the index of the copy kept; a
+        near-duplicate's is "near_duplicate", with `duplicate_of` the better-scored record it resembles."""
         reasons = self.reason_per_record()
         for i in range(self.n_records):
             row = {"index": i, "score": float(self.scores[i]), "cluster": int(self.clusters[i]),
                    "selected": reasons[i] is not None, "reason": reasons[i]}
             if self.duplicate_of[i] >= 0:
                 row["reason"], row["duplicate_of"] = "duplicate", int(self.duplicate_of[i])
+            elif self.near_duplicate_of is not None and self.near_duplicate_of[i] >= 0:
+                row["reason"], row["duplicate_of"] = "near_duplicate", int(self.near_duplicate_of[i])
             if self.record_languages is not None:
                 row["language"] = self.record_languages[i]
             yield row
+
+    def _reason_counts(self) -> dict[str, int]:
+        """selected_<reason>: CaR's two always (0 included, as before), another strategy's own."""
+        reasons = ("top_n1", "cluster_top") if self.strategy == "car" else sorted(set(self.reasons))
+        return {f"selected_{r}": self.reasons.count(r) for r in reasons}
 
     def summary(self) -> dict:
         covered = len(np.unique(self.clusters[self.indices])) if len(self.indices) else 0
         return {
             "records_read": self.n_records,
             "duplicates_dropped": self.duplicates_dropped,
+            **({"near_duplicates_dropped": self.near_duplicates_dropped} if self.near_duplicate_of is not None
+               else {}),
             "k": self.k,
             "pca_components": self.pca_components,
             "pca_variance_explained": round(self.pca_variance_explained, 4),
+            **({"strategy": self.strategy} if self.strategy != "car" else {}),
             **({"n1": self.n1, "n2": self.n2} if self.n1 is not None else {}),
             **({"budget": self.budget} if self.budget is not None else {}),
             **({"min_score": self.min_score, "eligible": self.eligible} if self.min_score is not None else {}),
             "selected": int(len(self.indices)),
-            "selected_top_n1": self.reasons.count("top_n1"),
-            "selected_cluster_top": self.reasons.count("cluster_top"),
+            **self._reason_counts(),
             "clusters_covered": covered,
             **({"empty_responses": self.empty_responses} if self.empty_responses else {}),
             "cache_hits": self.cache_hits,
@@ -167,7 +188,7 @@ def select(records: Sequence[Record], config: Config | None = None, *, scorer: S
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     unique, duplicate_of = dedupe(records)
-    config.validate(len(unique))
+    config.check_fits(len(unique), len(records))
     seconds["render"] = time.perf_counter() - t
     executor = executor or LocalExecutor()
 
@@ -187,7 +208,10 @@ def select(records: Sequence[Record], config: Config | None = None, *, scorer: S
 
     t = time.perf_counter()
     rule = apply_rule(scores_u, labels_u, n1=config.n1, n2=config.n2, budget=config.budget,
-                      fraction=config.fraction, min_score=config.min_score, n_records=len(records), index=unique)
+                      fraction=config.fraction, min_score=config.min_score, n_records=len(records), index=unique,
+                      strategy=config.strategy, reduced=reduced, quality_weight=config.quality_weight,
+                      max_similarity=config.max_similarity, near_duplicates_at=config.near_duplicates,
+                      seed=config.seed)
     for message in rule.warnings:
         warnings.warn(message, CarSelectWarning, stacklevel=2)
     chosen = rule.selection
@@ -202,6 +226,10 @@ def select(records: Sequence[Record], config: Config | None = None, *, scorer: S
     position[unique] = np.arange(len(unique))
     scores = scores_u[position[source]]
     clusters = labels_u[position[source]]
+    near_duplicate_of = None
+    if rule.near_duplicate_of is not None:  # distinct positions -> input positions, per input record
+        near_u = np.where(rule.near_duplicate_of >= 0, unique[np.maximum(rule.near_duplicate_of, 0)], -1)
+        near_duplicate_of = near_u[position[source]]
     seconds["select"] = time.perf_counter() - t
 
     against_random = None
@@ -232,7 +260,8 @@ def select(records: Sequence[Record], config: Config | None = None, *, scorer: S
         duplicate_of=duplicate_of, reduced=reduced, unique=unique, k=model.k,
         pca_components=model.n_components, pca_variance_explained=model.explained_variance,
         inertia=model.inertia, stage_seconds=seconds, cache_hits=hits, encoder_passes=feats.passes,
-        n1=rule.n1, n2=rule.n2, budget=rule.budget, min_score=config.min_score, eligible=rule.eligible,
-        warnings=rule.warnings, empty_responses=empty_responses, against_random=against_random, languages=languages,
+        strategy=rule.strategy, n1=rule.n1, n2=rule.n2, budget=rule.budget, min_score=config.min_score,
+        eligible=rule.eligible, warnings=rule.warnings, near_duplicate_of=near_duplicate_of,
+        empty_responses=empty_responses, against_random=against_random, languages=languages,
         record_languages=record_languages,
     )

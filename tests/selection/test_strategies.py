@@ -127,7 +127,8 @@ def test_fraction_counts_the_records_read():
     ({"strategy": "qd"}, "strategy qd needs budget or fraction (how many records to keep)"),
     ({"strategy": "qd", "budget": 5, "n2": 2}, "n2 applies to strategy car only, not qd"),
     ({"strategy": "deita", "budget": 5, "n1": 10}, "n1 applies to strategy car only, not deita"),
-    ({"strategy": "deita", "budget": 5, "quality_weight": 3.0}, "quality_weight applies to strategy qd only, not deita"),
+    ({"strategy": "deita", "budget": 5, "quality_weight": 3.0},
+     "quality_weight applies to strategy qd only, not deita"),
     ({"budget": 5, "max_similarity": 0.8}, "max_similarity applies to strategy deita only, not car"),
     ({"strategy": "qd", "budget": 5, "quality_weight": -1.0}, "quality_weight must be a number >= 0, got -1.0"),
     ({"strategy": "qd", "budget": 5, "quality_weight": float("nan")}, "quality_weight must be a number >= 0, got nan"),
@@ -146,3 +147,23 @@ def test_good_strategy_settings_pass():
     Config(strategy="qd", budget=10, quality_weight=0.0).validate()
     Config(strategy="deita", fraction=0.1, max_similarity=1.0, near_duplicates=0.95).validate()
     Config(near_duplicates=0.9).validate()
+
+
+def test_select_runs_each_strategy_on_the_same_features(random_head_scorer_dir, tmp_path):
+    from car_select import select
+    from test_pipeline import make_records
+
+    records = make_records(90)
+    config = Config(scorer=random_head_scorer_dir, cache_dir=str(tmp_path), precision="fp32", compare_seeds=0,
+                    language_sample=0)
+    car = select(records, config.replace(budget=20))
+    assert "strategy" not in car.summary() and car.summary()["selected_top_n1"] + car.summary()[
+        "selected_cluster_top"] == 20
+    for strategy, reason in (("qd", "coverage"), ("deita", "score_first")):
+        sel = select(records, config.replace(strategy=strategy, budget=20))
+        s = sel.summary()
+        assert sel.encoder_passes == car.encoder_passes and sel.cache_hits == len(sel.unique)  # no new pass
+        assert len(sel.indices) == 20 and set(sel.reasons) == {reason} and sel.n1 is None
+        assert s["strategy"] == strategy and s[f"selected_{reason}"] == 20 and "n1" not in s
+        rows = list(sel.annotations())
+        assert sorted(r["index"] for r in rows if r["selected"]) == sorted(sel.indices.tolist())
