@@ -10,7 +10,7 @@ import numpy as np
 
 from .atomic import atomic_write_text
 from .config import Config
-from .errors import CarSelectError
+from .errors import CarSelectError, SettingError
 from .formats import Dataset, read_dataset
 from .formats import write_subset as formats_write_subset
 from .formats import output_format as output_format_of
@@ -82,7 +82,7 @@ def plan_outputs(source: Dataset | str, *, output: str | None = None, output_for
     (`source` is the Dataset or the input path, not yet read). Errors name the API argument, or the
     flag when `cli` is true. The selection is a folder (of shards, or a Hugging Face dataset) when its
     format is hf, or the input is sharded and the output path has no data file extension."""
-    from .formats.detect import check_file_format, extension_format
+    from .formats.detect import extension_format, output_format_for
 
     def label(name: str) -> str:
         return f"--{name}" if cli else f"{name}="
@@ -91,7 +91,7 @@ def plan_outputs(source: Dataset | str, *, output: str | None = None, output_for
     path = source.path if isinstance(source, Dataset) else source
     outs = RunOutputs(inputs=[("input", path)], overwrite=overwrite)
     if output:
-        fmt = check_file_format(output_format, label("output-format").rstrip("=")) or extension_format(output) or in_fmt
+        fmt = output_format_for(output, output_format, in_fmt)
         folder = fmt == "hf" or (sharded and extension_format(output) is None)
         if fmt in ("parquet", "hf") and output.lower().endswith(".gz"):
             raise CarSelectError(f"{label('output').rstrip('=')} {output}: {fmt} output cannot be gzipped "
@@ -123,7 +123,7 @@ def run(dataset: Dataset | str, config: Config | None = None, *, output: str | N
         figures: str | None = None, engine: str = "local", address: str | None = None,
         quiet: bool = True, overwrite: bool = False, outputs: RunOutputs | None = None,
         file_format: str | None = None, schema: str | None = None, fields=None,
-        rows_per_shard: int = 100_000) -> RunResult:
+        rows_per_shard: int = 100_000, order: str = "score") -> RunResult:
     """Select from a dataset (a Dataset, or a path: a file, a folder of shards, a glob) and write
     whatever outputs are asked for. One pipeline whatever the engine ("local" or "ray": where the
     stages run). Every output is written to a temporary sibling and all are moved into place
@@ -132,6 +132,8 @@ def run(dataset: Dataset | str, config: Config | None = None, *, output: str | N
     from .executors import executor_for
 
     config = (config or Config()).validate()
+    if order not in ("score", "input"):  # the written selection: by descending score, or as in the input
+        raise CarSelectError(f"order must be 'score' or 'input', got {order!r}")
     executor = executor_for(engine, address=address, quiet=quiet)
     if outputs is None:
         outputs = plan_outputs(dataset, output=output, output_format=output_format, annotated=annotated,
@@ -154,8 +156,8 @@ def run(dataset: Dataset | str, config: Config | None = None, *, output: str | N
         t = time.perf_counter()
         if "output" in by_label:
             out = by_label["output"]
-            executor.write(dataset, selection.indices, outputs.temp(out), out.kind == "dir", output_format,
-                           rows_per_shard)
+            indices = sorted(selection.indices) if order == "input" else selection.indices
+            executor.write(dataset, indices, outputs.temp(out), out.kind == "dir", output_format, rows_per_shard)
             written["output"] = out.path
         if "annotated" in by_label:
             write_annotated(selection, outputs.temp(by_label["annotated"]))
@@ -211,12 +213,24 @@ def score_records(records: Sequence[Record], config: Config | None = None, quiet
 
 
 def score_dataset(dataset: Dataset, config: Config | None = None, *, output: str, output_format: str | None = None,
-                  quiet: bool = True, overwrite: bool = False, outputs: RunOutputs | None = None) -> np.ndarray:
+                  quiet: bool = True, overwrite: bool = False, outputs: RunOutputs | None = None,
+                  score_column: str = "score", overwrite_field: bool = False) -> np.ndarray:
+    """Score every record and write them all with one more field, `score_column`. A record that
+    already has that field is an error (before any work) unless `overwrite_field`."""
     if outputs is None:
         outputs = plan_outputs(dataset, output=output, output_format=output_format, overwrite=overwrite)
+    if not isinstance(score_column, str) or not score_column.strip():
+        raise SettingError(f"{{}} must name a field, got {score_column!r}", "score_column")
+    if not overwrite_field:
+        from .given_scores import first_record_with
+
+        i = first_record_with(dataset, score_column)
+        if i is not None:
+            raise SettingError(f'{dataset.path}: record {i} already has a field "{score_column}"; name another '
+                               "field with {} or replace it with {}", "score_column", "overwrite_field")
     with outputs.transaction():
         scores = score_records(dataset.records, config, quiet)
-        out, column = outputs.outputs[0], {"score": [float(s) for s in scores]}
+        out, column = outputs.outputs[0], {score_column: [float(s) for s in scores]}
         fmt = output_format_of(dataset, output, output_format)
         if out.kind == "dir" and fmt != "hf":
             from .formats.sources import write_shards
