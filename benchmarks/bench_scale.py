@@ -9,9 +9,13 @@ For each n (default 10k, 100k, 1M) a fresh subprocess (so peak RSS is that n's a
      most Config.fit_sample rows, then every row transformed and assigned), timing its parts;
   3. applies the CaR rule (n1 = 1000, n2 = 1).
 Bars: 1M rows in <= 120 s and <= 8 GB peak RSS (the embeddings themselves are 1.5 GB of that).
+With --strategies, then each strategy of issue 29 on the same rows (qd and deita at budget 1,000,
+near-duplicates at 0.95): seconds and the peak RSS above what the process held before it (the
+kernel's peak counter is reset per strategy; issue 29's bar is 4 GB at 1M rows).
 
     python benchmarks/bench_scale.py                     # 10k, 100k, 1M -> benchmarks/results/scale.json
     python benchmarks/bench_scale.py --sizes 10000,50000 --out /tmp/scale.json
+    python benchmarks/bench_scale.py --sizes 1000000 --strategies --out benchmarks/results/scale_strategies.json
 """
 
 from __future__ import annotations
@@ -75,7 +79,36 @@ def synthetic_embeddings(n: int, seed: int = 0, chunk: int = 65536) -> np.ndarra
     return out
 
 
-def run_one(n: int, seed: int) -> dict:
+def reset_peak() -> bool:
+    """Start VmHWM again from the current RSS (Linux: /proc/self/clear_refs); False where unavailable."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def run_strategies(scores: np.ndarray, labels: np.ndarray, reduced: np.ndarray, budget: int = 1000) -> dict:
+    """Each strategy's selection step (selection.apply.apply_rule) on the clustered rows."""
+    from car_select.selection.apply import apply_rule
+
+    cases = {"car": {}, "qd": {"strategy": "qd"}, "deita": {"strategy": "deita"},
+             "near_duplicates_0.95_then_car": {"near_duplicates_at": 0.95}}
+    out = {}
+    for name, options in cases.items():
+        before = vm_rss()
+        exact_peak = reset_peak()
+        t = time.perf_counter()
+        rule = apply_rule(scores, labels, n1=1000, n2=1, budget=budget, reduced=reduced, **options)
+        out[name] = {"seconds": time.perf_counter() - t, "selected": int(len(rule.selection.indices)),
+                     "near_duplicates_dropped": rule.near_duplicates_dropped,
+                     "peak_rss_above_start_bytes": (vm_hwm() - before) if exact_peak else None,
+                     "rss_at_start_bytes": before}
+        print(f"  {name}: {out[name]['seconds']:.1f}s", file=sys.stderr, flush=True)
+    return out
+
+
+def run_one(n: int, seed: int, strategies: bool = False) -> dict:
     """Runs in the child process: generate, cluster through the pipeline, select; times and memory."""
     import car_select.clustering as clustering
     import car_select.pipeline as pipeline
@@ -114,6 +147,7 @@ def run_one(n: int, seed: int) -> dict:
     chosen = car_select(scores, labels, config.n1, config.n2)
     select_s = time.perf_counter() - t
     sizes = np.bincount(labels, minlength=model.k)
+    strategy_runs = run_strategies(scores, labels, reduced) if strategies else None
     return {
         "n": n, "k": model.k, "k_expected": n_clusters_for(n), "fit_sample": min(n, config.fit_sample),
         "pca_components": model.n_components, "pca_variance_explained": model.explained_variance,
@@ -124,6 +158,7 @@ def run_one(n: int, seed: int) -> dict:
         "largest_cluster": int(sizes.max()),
         "rss_after_data_bytes": rss_data, "peak_rss_bytes": vm_hwm(),
         "embeddings_bytes": int(emb.nbytes),
+        **({"strategies": strategy_runs} if strategy_runs else {}),
     }
 
 
@@ -162,10 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(RESULTS / "scale.json"))
     ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # child mode
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per size before giving up")
+    ap.add_argument("--strategies", action="store_true", help="also time each selection strategy (issue 29)")
     args = ap.parse_args(argv)
 
     if args.one is not None:
-        print(json.dumps(run_one(args.one, args.seed)))
+        print(json.dumps(run_one(args.one, args.seed, args.strategies)))
         return 0
 
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -175,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"n = {n:,} ...", file=sys.stderr, flush=True)
         t = time.perf_counter()
         try:
-            proc = subprocess.run([sys.executable, __file__, "--one", str(n), "--seed", str(args.seed)],
+            proc = subprocess.run([sys.executable, __file__, "--one", str(n), "--seed", str(args.seed),
+                                   *(["--strategies"] if args.strategies else [])],
                                   capture_output=True, text=True, timeout=args.timeout)
         except subprocess.TimeoutExpired:
             result["runs"].append({"n": n, "error": f"timed out after {args.timeout}s"})

@@ -210,8 +210,7 @@ def select(records: Sequence[Record], config: Config | None = None, *, scorer: S
     rule = apply_rule(scores_u, labels_u, n1=config.n1, n2=config.n2, budget=config.budget,
                       fraction=config.fraction, min_score=config.min_score, n_records=len(records), index=unique,
                       strategy=config.strategy, reduced=reduced, quality_weight=config.quality_weight,
-                      max_similarity=config.max_similarity, near_duplicates_at=config.near_duplicates,
-                      seed=config.seed)
+                      max_similarity=config.max_similarity, near_duplicates_at=config.near_duplicates)
     for message in rule.warnings:
         warnings.warn(message, CarSelectWarning, stacklevel=2)
     chosen = rule.selection

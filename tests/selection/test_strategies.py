@@ -167,3 +167,23 @@ def test_select_runs_each_strategy_on_the_same_features(random_head_scorer_dir, 
         assert s["strategy"] == strategy and s[f"selected_{reason}"] == 20 and "n1" not in s
         rows = list(sel.annotations())
         assert sorted(r["index"] for r in rows if r["selected"]) == sorted(sel.indices.tolist())
+
+
+def test_the_cluster_by_cluster_search_finds_the_neighbours_inside_well_separated_clusters(monkeypatch):
+    """Above EXACT_ROWS the search runs per cluster and its nearest ones: on clusters far apart it
+    finds exactly what the full search finds."""
+    from car_select.selection import knn
+
+    rng = np.random.default_rng(4)
+    centres = rng.standard_normal((6, 12)) * 10
+    labels = rng.integers(0, 6, 600)
+    x = (centres[labels] + rng.standard_normal((600, 12))).astype(np.float32)
+    unit_x = knn.unit_rows(x)
+    queries = rng.choice(600, 200, replace=False)
+    full = knn.neighbours(unit_x, queries, 5)
+    full_pairs = knn.pairs_at_least(unit_x, 0.97)
+    monkeypatch.setattr(knn, "EXACT_ROWS", 100)
+    split = knn.neighbours(unit_x, queries, 5, labels)
+    assert (split[0] == full[0]).all() and np.allclose(split[1], full[1], atol=1e-6)
+    split_pairs = knn.pairs_at_least(unit_x, 0.97, labels)
+    assert sorted(zip(*split_pairs)) == sorted(zip(*full_pairs))

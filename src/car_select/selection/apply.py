@@ -52,7 +52,7 @@ def budget_for(budget: int | None, fraction: float | None, n_records: int) -> in
 def apply_rule(scores, clusters, *, n1: int, n2: int, budget: int | None = None, fraction: float | None = None,
                min_score: float | None = None, n_records: int | None = None, index=None, strategy: str = "car",
                reduced: np.ndarray | None = None, quality_weight: float = 1.0, max_similarity: float = 0.9,
-               near_duplicates_at: float | None = None, seed: int = 42) -> RuleOutcome:
+               near_duplicates_at: float | None = None) -> RuleOutcome:
     """Select from the distinct records. CaR keeps the top n1 plus each cluster's top n2, or exactly
     `budget` records (or round(fraction x n_records), n_records = records read, duplicates included)
     with the smallest n1 that gives them; qd and deita keep exactly the budget over `reduced`. With
@@ -82,7 +82,7 @@ def apply_rule(scores, clusters, *, n1: int, n2: int, budget: int | None = None,
         raise SettingError(f"{{}} {min_score:g}: no record scores that high (the best scores {best:.4g})", "min_score")
     near_of = None
     if near_duplicates_at is not None:
-        near_of = near_duplicates(scores, reduced, near_duplicates_at, index=index, seed=seed)
+        near_of = near_duplicates(scores, reduced, near_duplicates_at, index=index, clusters=clusters)
         keep &= near_of < 0
     eligible = int(keep.sum())
     s, c, ix = scores[keep], clusters[keep], index[keep]
@@ -98,7 +98,7 @@ def apply_rule(scores, clusters, *, n1: int, n2: int, budget: int | None = None,
 
     if strategy == "qd":
         return outcome(qd_select(s, reduced, target, quality_weight, candidates=np.flatnonzero(keep), index=ix,
-                                 seed=seed), None, None, None)
+                                 clusters=clusters), None, None, None)
     if strategy == "deita":
         picked = deita_select(s, reduced[keep], target, max_similarity, index=ix)
         if len(picked.indices) < target:

@@ -1,9 +1,11 @@
 """Cosine-similarity neighbours over the PCA-reduced embeddings, for the strategies that need them
-(qd's coverage graph, deita's filter, near-duplicates). faiss inner product on unit rows.
+(qd's coverage graph, near-duplicates). faiss inner product (BLAS) on unit rows.
 
-Up to EXACT_ROWS rows the search is exact (IndexFlatIP, BLAS). Above, an inverted-file index
-(IndexIVFFlat, sqrt(n) lists fitted on a seeded sample, IVF_PROBE lists searched per query) keeps
-1M rows to minutes on 2 cores; it may miss a neighbour lying in a list it did not probe.
+Up to EXACT_ROWS rows every query is searched against every row. Above, the search runs per k-means
+cluster of the run: a cluster's rows are searched against the rows of that cluster and of its SPILL
+nearest clusters (by centroid), so 1M rows take about a minute on 2 cores; a neighbour lying in a
+farther cluster is missed. (faiss's IVF index scans lists one query at a time, without BLAS: about
+17 minutes for a 33-neighbour graph of 1M rows on 2 cores.)
 """
 
 from __future__ import annotations
@@ -11,8 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 EXACT_ROWS = 100_000
-IVF_PROBE = 8
-IVF_TRAIN_PER_LIST = 40  # faiss k-means wants >= 39 training points per list
+SPILL = 2  # nearby clusters searched besides a row's own, above EXACT_ROWS
 SEARCH_ROWS = 16_384  # query rows per faiss call: bounds the result buffers
 
 
@@ -24,49 +25,70 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def build_index(unit: np.ndarray, seed: int = 42):
-    """A faiss inner-product index over `unit` rows: exact up to EXACT_ROWS, IVF above."""
+def _flat(vectors: np.ndarray):
     import faiss
 
-    n, d = unit.shape
-    if n <= EXACT_ROWS:
-        index = faiss.IndexFlatIP(d)
-    else:
-        lists = int(np.sqrt(n))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, lists, faiss.METRIC_INNER_PRODUCT)
-        sample = np.random.default_rng(seed).choice(n, size=min(n, lists * IVF_TRAIN_PER_LIST), replace=False)
-        index.cp.seed = seed
-        index.train(unit[np.sort(sample)])
-        index.nprobe = IVF_PROBE
-    index.add(unit)
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
     return index
 
 
-def neighbours(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k most similar indexed rows of every query row: (positions int32, similarities float32),
-    most similar first. A slot with no neighbour (k above what IVF found) is position -1, similarity 0."""
-    n = len(queries)
-    pos = np.empty((n, k), dtype=np.int32)
-    sims = np.empty((n, k), dtype=np.float32)
-    for start in range(0, n, SEARCH_ROWS):
-        s, p = index.search(queries[start:start + SEARCH_ROWS], k)
-        missing = p < 0
-        s[missing] = 0.0
-        pos[start:start + len(p)], sims[start:start + len(p)] = p, s
+def _blocks(unit: np.ndarray, queries: np.ndarray, labels: np.ndarray | None):
+    """(query positions, database positions) pairs that together search every query: one block of all
+    rows up to EXACT_ROWS (or without labels), else one per cluster holding queries."""
+    if labels is None or len(unit) <= EXACT_ROWS:
+        yield queries, None
+        return
+    labels = np.asarray(labels)
+    names, members_of = np.unique(labels, return_inverse=True)
+    centroids = np.zeros((len(names), unit.shape[1]), dtype=np.float64)
+    np.add.at(centroids, members_of, unit)
+    centroids = unit_rows(centroids)
+    near = np.argsort(-(centroids @ centroids.T), axis=1, kind="stable")[:, :SPILL + 1]
+    by_cluster = np.argsort(members_of, kind="stable")
+    starts = np.searchsorted(members_of[by_cluster], np.arange(len(names) + 1))
+    query_cluster = members_of[queries]
+    for c in np.unique(query_cluster):
+        rows = np.concatenate([by_cluster[starts[j]:starts[j + 1]] for j in np.unique(np.r_[c, near[c]])])
+        yield queries[query_cluster == c], np.sort(rows)
+
+
+def neighbours(unit: np.ndarray, queries: np.ndarray, k: int, labels: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """For each query (positions in `unit`), its k most similar rows of `unit`: (positions int32,
+    similarities float32), most similar first; a slot with nothing found is position -1, similarity 0."""
+    queries = np.asarray(queries, dtype=np.int64)
+    pos = np.full((len(queries), k), -1, dtype=np.int32)
+    sims = np.zeros((len(queries), k), dtype=np.float32)
+    slot = np.empty(len(unit), dtype=np.int64)
+    slot[queries] = np.arange(len(queries))  # queries are distinct positions
+    for q, rows in _blocks(unit, queries, labels):
+        index = _flat(unit if rows is None else unit[rows])
+        for start in range(0, len(q), SEARCH_ROWS):
+            part = q[start:start + SEARCH_ROWS]
+            s, p = index.search(unit[part], k)
+            found = p >= 0
+            if rows is not None:
+                p[found] = rows[p[found]]
+            s[~found] = 0.0
+            pos[slot[part]], sims[slot[part]] = p, s
     return pos, sims
 
 
-def pairs_at_least(index, queries: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Every (query row, indexed row) pair with cosine similarity >= threshold, itself excluded where the
-    queries are the indexed rows: (rows int64, cols int64)."""
+def pairs_at_least(unit: np.ndarray, threshold: float, labels: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of distinct rows of `unit` with cosine similarity >= threshold: (rows, cols) int64."""
     # faiss keeps similarities strictly above its radius: the next float32 below keeps those equal to it
     radius = float(np.nextafter(np.float32(threshold), np.float32(-np.inf)))
-    rows, cols = [], []
-    for start in range(0, len(queries), SEARCH_ROWS):
-        lims, _, found = index.range_search(queries[start:start + SEARCH_ROWS], radius)
-        rows.append(start + np.repeat(np.arange(len(lims) - 1), np.diff(lims.astype(np.int64))))
-        cols.append(found)
-    rows = np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, dtype=np.int64)
-    cols = np.concatenate(cols).astype(np.int64) if cols else np.zeros(0, dtype=np.int64)
-    keep = rows != cols
-    return rows[keep], cols[keep]
+    rows_out, cols_out = [], []
+    for q, rows in _blocks(unit, np.arange(len(unit)), labels):
+        index = _flat(unit if rows is None else unit[rows])
+        for start in range(0, len(q), SEARCH_ROWS):
+            part = q[start:start + SEARCH_ROWS]
+            lims, _, found = index.range_search(unit[part], radius)
+            rows_out.append(np.repeat(part, np.diff(lims.astype(np.int64))))
+            cols_out.append(found.astype(np.int64) if rows is None else rows[found])
+    r = np.concatenate(rows_out) if rows_out else np.zeros(0, dtype=np.int64)
+    c = np.concatenate(cols_out) if cols_out else np.zeros(0, dtype=np.int64)
+    keep = r != c
+    return r[keep], c[keep]

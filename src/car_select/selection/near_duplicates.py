@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .knn import build_index, pairs_at_least, unit_rows
+from .knn import pairs_at_least, unit_rows
 from .result import rank_order
 
 NEAR_DUPLICATE = "near_duplicate"
 
 
-def near_duplicates(scores, reduced: np.ndarray, threshold: float, *, index=None, seed: int = 42) -> np.ndarray:
-    """Per row: the row (position in the input arrays) it is a near-duplicate of, or -1 where kept."""
+def near_duplicates(scores, reduced: np.ndarray, threshold: float, *, index=None,
+                    clusters: np.ndarray | None = None) -> np.ndarray:
+    """Per row: the row (position in the input arrays) it is a near-duplicate of, or -1 where kept.
+    `index` breaks score ties (default: position); `clusters` splits the search of a large input (knn.py)."""
     from scipy.sparse import coo_matrix
 
     n = len(reduced)
@@ -26,7 +28,7 @@ def near_duplicates(scores, reduced: np.ndarray, threshold: float, *, index=None
     if n < 2:
         return duplicate_of
     unit = unit_rows(reduced)
-    rows, cols = pairs_at_least(build_index(unit, seed), unit, threshold)
+    rows, cols = pairs_at_least(unit, threshold, clusters)
     graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n)).tocsr()
     graph = (graph + graph.T).tocsr()  # either direction's similarity counts (float rounding may differ)
     has_pair = np.diff(graph.indptr) > 0

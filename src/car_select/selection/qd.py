@@ -20,7 +20,7 @@ import heapq
 
 import numpy as np
 
-from .knn import build_index, neighbours, unit_rows
+from .knn import neighbours, unit_rows
 from .result import SelectionResult
 
 COVERAGE = "coverage"
@@ -28,12 +28,13 @@ GRAPH_NEIGHBOURS = 32  # besides the record itself
 
 
 def coverage_graph(reduced: np.ndarray, candidates: np.ndarray, k: int = GRAPH_NEIGHBOURS,
-                   seed: int = 42) -> tuple[np.ndarray, np.ndarray]:
+                   clusters: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """For each candidate (positions in `reduced`), its k + 1 most similar rows of `reduced`
-    (itself among them at similarity 1): (positions int32, similarities float32 clipped at 0)."""
+    (itself among them at similarity 1): (positions int32, similarities float32 clipped at 0).
+    `clusters` (one per row) lets a large input be searched cluster by cluster (knn.py)."""
     unit = unit_rows(reduced)
     k_all = min(k + 1, len(unit))
-    pos, sims = neighbours(build_index(unit, seed), unit[candidates], k_all)
+    pos, sims = neighbours(unit, candidates, k_all, clusters)
     cand = np.asarray(candidates, dtype=np.int32)[:, None]
     own = pos == cand
     sims[own] = 1.0
@@ -102,10 +103,11 @@ def plain_greedy(pos: np.ndarray, sims: np.ndarray, quality: np.ndarray, weight:
 
 
 def qd_select(scores, reduced: np.ndarray, budget: int, quality_weight: float, *, candidates=None,
-              index=None, k: int = GRAPH_NEIGHBOURS, seed: int = 42) -> SelectionResult:
+              index=None, k: int = GRAPH_NEIGHBOURS, clusters: np.ndarray | None = None) -> SelectionResult:
     """`budget` records among `candidates` (positions in `reduced`; default all) maximising coverage of
     every row of `reduced` plus quality_weight x normalised score. `scores` are per candidate; `index`
-    gives each candidate's position to return (default: its position in `reduced`)."""
+    gives each candidate's position to return (default: its position in `reduced`); `clusters`, one per
+    row of `reduced`, splits the neighbour search above knn.EXACT_ROWS rows."""
     n_rows = len(reduced)
     candidates = np.arange(n_rows) if candidates is None else np.asarray(candidates, dtype=np.int64)
     index = candidates if index is None else np.asarray(index)
@@ -113,6 +115,6 @@ def qd_select(scores, reduced: np.ndarray, budget: int, quality_weight: float, *
         raise ValueError("scores, candidates and index must be equally long")
     if budget <= 0 or len(candidates) == 0:
         return SelectionResult(indices=np.zeros(0, dtype=np.int64), reasons=[])
-    pos, sims = coverage_graph(reduced, candidates, k, seed)
+    pos, sims = coverage_graph(reduced, candidates, k, clusters)
     picked = lazy_greedy(pos, sims, normalised_quality(scores), quality_weight, budget, n_rows)
     return SelectionResult(indices=index[picked], reasons=[COVERAGE] * len(picked))
