@@ -109,49 +109,6 @@ def test_views_pool_the_prompt_and_the_response_tokens_apart():
     assert torch.equal(masked_mean_views(layers, mask, torch.tensor([5, 6]))[:, 2], torch.zeros(2, 3, 4))
 
 
-def test_halves_pool_the_response_first_and_second_half_apart():
-    from car_select.scoring.model import masked_mean_views
-
-    torch.manual_seed(0)
-    layers = [torch.randn(3, 7, 4) for _ in range(2)]
-    mask = torch.tensor([[1, 1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0, 0]])
-    start = torch.tensor([2, 3, 2])  # responses of 4, 4 and 1 real tokens
-    views = masked_mean_views(layers, mask, start, halves=True)
-    assert views.shape == (3, 5, 2, 4)
-    assert torch.equal(views[:, :3], masked_mean_views(layers, mask, start))  # the three views, unchanged
-    for layer, h in enumerate(layers):
-        assert torch.allclose(views[0, 3, layer], h[0, 2:4].mean(0), atol=1e-6)
-        assert torch.allclose(views[0, 4, layer], h[0, 4:6].mean(0), atol=1e-6)  # padding left out
-        assert torch.allclose(views[1, 3, layer], h[1, 3:5].mean(0), atol=1e-6)
-        assert torch.allclose(views[1, 4, layer], h[1, 5:7].mean(0), atol=1e-6)
-        assert torch.allclose(views[2, 3, layer], h[2, 2], atol=1e-6)  # one token: all in the first half
-    assert torch.equal(views[2, 4], torch.zeros(2, 4))
-
-
-def test_halves_head_takes_the_cosines_of_prompt_and_halves(tiny_encoder_dir):
-    from car_select.encoding.batching import pad_batch
-    from car_select.scoring.model import VIEW_SETS
-
-    torch.manual_seed(0)
-    scorer = Scorer.new(tiny_encoder_dir, {**MULTI_VIEW, "views": VIEW_SETS[2]}, max_length=64).eval_mode()
-    prompts, responses = ["Instruction: Say hi."] * 2, ["Hi there. Hi there.", "Hi there. 7 % 3 is 1"]
-    ids, starts, stats = scorer.pair_inputs(prompts, responses)
-    input_ids, mask = pad_batch(ids, scorer.pad_id)
-    with torch.no_grad():
-        pooled = scorer.model.pooled_views(input_ids, mask, torch.as_tensor(starts))
-        inputs = scorer.model.head.inputs(pooled, torch.as_tensor(stats))
-    assert pooled.shape[1] == 5 and inputs.shape[1] == scorer.model.head.estimator.ff[0].in_features
-    n_layers, cos = scorer.head_config.num_layers, torch.nn.functional.cosine_similarity
-    halves = inputs[:, -14 - 3 * n_layers:-14]  # before the 14 statistics
-    expected = torch.cat([cos(pooled[:, 1], pooled[:, 3], dim=-1), cos(pooled[:, 1], pooled[:, 4], dim=-1),
-                          cos(pooled[:, 3], pooled[:, 4], dim=-1)], 1)
-    assert torch.allclose(halves, expected, atol=1e-5)
-    assert not torch.allclose(halves[0], halves[1], atol=1e-3)  # the two answers' halves differ
-    s, e, _ = scorer.score_and_embed_pairs(prompts, responses)
-    one = [scorer.score_and_embed_pairs([p], [r])[0][0] for p, r in zip(prompts, responses)]
-    assert np.allclose(s, one, atol=1e-5) and e.shape == (2, scorer.head_config.hidden_size)
-
-
 def test_multi_view_scorer_finds_where_the_response_starts(tiny_encoder_dir):
     scorer = Scorer.new(tiny_encoder_dir, MULTI_VIEW, max_length=64)
     ids, starts, stats = scorer.pair_inputs([p for p, _ in PAIRS], [r for _, r in PAIRS])

@@ -168,31 +168,6 @@ def test_padding_whitespace_changes_no_statistic_but_its_own_and_capitals_show()
     assert text_stats(PROMPT, ANSWER)[idx["uppercase_share"]] < 0.1
 
 
-def test_second_half_new_words_sees_another_answer_appended_and_not_a_repeat():
-    idx = {n: i for i, n in enumerate(STAT_NAMES)}["second_half_new_words"]
-    answer = ("Put the egg in a pot of cold water and bring the water to a boil. Leave the egg in the hot "
-              "water for ten minutes, then cool the egg under cold water before you peel it.")
-    other = ("Photosynthesis lets green plants turn sunlight, carbon dioxide and water into glucose; "
-             "chlorophyll inside chloroplasts captures the light energy.")
-    base = text_stats(PROMPT, answer)[idx]
-    appended = text_stats(PROMPT, corrupt(PROMPT, answer, "off_topic_appended", seed=0, others=[other]))[idx]
-    assert appended > base + 0.1  # a natural answer's second half brings new words too, fewer
-    assert text_stats(PROMPT, f"{answer} {answer}")[idx] == 0  # the second half says nothing new
-    assert text_stats(PROMPT, "")[idx] == 0
-
-
-def test_prompt_words_in_text_finds_the_request_inside_identifiers():
-    idx = {n: i for i, n in enumerate(STAT_NAMES)}
-    prompt = "Instruction: Write a function that reverses a string and counts its vowels."
-    right = "def reverse_string(text):\n    vowels = sum(c in 'aeiou' for c in text)\n    return text[::-1], vowels"
-    other = "SELECT name, salary FROM employees WHERE salary > 5000 ORDER BY salary DESC;"
-    found, whole_words = (text_stats(prompt, right)[idx[k]] for k in ("prompt_words_in_text", "prompt_words_covered"))
-    # string (in reverse_string) and vowels: found inside identifiers, which whole-word matching misses
-    assert found > whole_words
-    assert text_stats(prompt, other)[idx["prompt_words_in_text"]] == 0 < found
-    assert text_stats("", right)[idx["prompt_words_in_text"]] == 0  # no request words: nothing to find
-
-
 def test_word_order_statistics_see_shuffled_words():
     idx = {n: i for i, n in enumerate(STAT_NAMES)}
     answer = ("Put the egg in a pot of cold water. Bring the water to a boil over high heat. Then turn off "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 from ..errors import CarSelectError
 from .options import formatter
@@ -44,6 +43,7 @@ def add_parser(sub):
 
 
 def main(args) -> int:
+    from ..scoring.scorer import Scorer
     from ..training import card as cards
     from ..training.corruptions import KINDS
 
@@ -53,13 +53,10 @@ def main(args) -> int:
     for kind in kinds or ():
         if kind not in KINDS:
             raise CarSelectError(f"--kinds: unknown kind {kind!r}; choose from {', '.join(KINDS)}")
-    for path in (*args.test, *args.robustness, *args.length_reference):
-        if not os.path.exists(path):
-            raise CarSelectError(f"{path}: no such file")
-    from ..scoring.scorer import Scorer
-
+    data = {"test": args.test, "robustness": args.robustness, "length_reference": args.length_reference}
+    cards.check_evaluation(**data)  # every file exists, before the scorer loads
     scorer = Scorer.load(args.scorer)
-    if args.card or not (args.test or args.robustness or args.length_reference):
+    if args.card or not any(data.values()):
         card = scorer.meta.get("card")
         if card is None:
             raise CarSelectError(f"{args.scorer or 'the shipped scorer'}: has no card; pass --test, --robustness "
@@ -67,19 +64,8 @@ def main(args) -> int:
         print(json.dumps(card) if args.json else cards.format_card(card))
         return 0
     scorer.to(args.device, args.precision)
-    result = {
-        "validation": {os.path.basename(p): cards.evaluate_test(scorer, p) for p in args.test},
-        "robustness": {os.path.basename(p): cards.evaluate_robustness(scorer, p, args.max_records, args.seed, kinds)
-                       for p in args.robustness},
-        "length_spearman": {os.path.basename(p): cards.length_correlation(scorer, p, seed=args.seed)
-                            for p in args.length_reference},
-    }
+    result = cards.evaluate(scorer, **data, max_records=args.max_records, seed=args.seed, kinds=kinds)
     if args.save_card:
-        old = scorer.meta.get("card") or {}
-        result = {"trained_on": args.trained_on or old.get("trained_on", []), **result}
-        result = cards.save_card(args.scorer, result)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(cards.format_card(result))
+        result = cards.save_card(args.scorer, result, trained_on=args.trained_on)
+    print(json.dumps(result) if args.json else cards.format_card(result))
     return 0

@@ -1,5 +1,4 @@
-"""`car-select train-scorer`: train a quality scorer on preference pairs (moved as it was; the
-training logic goes to the training package next)."""
+"""`car-select train-scorer`: train a quality scorer on preference pairs (training.train.train_from_files)."""
 
 from __future__ import annotations
 
@@ -81,9 +80,9 @@ def add_parser(sub):
 
 def main(args) -> int:
     from ..atomic import check_writable
-    from ..training import card as cards
-    from ..training.data import training_data
-    from ..training.train import RECIPES, TrainSettings, train_scorer
+    from ..config import default_cache_dir
+    from ..training.card import format_card
+    from ..training.train import RECIPES, TrainSettings, train_from_files
 
     check_writable(args.output, overwrite=args.overwrite, directory=True)
     if os.path.isdir(args.output) and os.listdir(args.output) and not args.overwrite:
@@ -103,32 +102,20 @@ def main(args) -> int:
             settings.hidden_sizes = [int(x) for x in args.hidden_sizes.split(",") if x.strip()]
         except ValueError:
             raise CarSelectError(f"--hidden-sizes must be comma-separated integers, got {args.hidden_sizes!r}") from None
-    settings.validate()
     train_weights = None
     if args.train_weights is not None:
         try:
             train_weights = [float(x) for x in args.train_weights.split(",")]
         except ValueError:
             raise CarSelectError(f"--train-weights must be comma-separated numbers, got {args.train_weights!r}") from None
-    data = training_data(args.train, args.valid, robustness_paths=args.valid_robustness,
-                         negatives_from=args.negatives_from, max_train_pairs=args.max_train_pairs,
-                         negatives_max_records=args.negatives_max_records,
-                         negatives_per_answer=settings.negatives_per_answer, seed=args.seed,
-                         train_weights=train_weights, off_topic_weight=settings.off_topic_weight)
-    t = time.perf_counter()
-    from ..config import default_cache_dir
-
-    cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
-    result = train_scorer(data.train, data.valid, settings, quiet=args.quiet, cache_dir=cache_dir,
-                          pair_weights=data.weights)
-    result.scorer.meta["training"]["seconds"] = round(time.perf_counter() - t, 1)
-    card = cards.card_from_training(result, data.valid, data.trained_on)
-    if args.length_reference:
-        card["length_spearman"][os.path.basename(args.length_reference)] = cards.length_correlation(
-            result.scorer, args.length_reference)
-    result.scorer.meta["card"] = card
-    result.scorer.save(args.output)
+    started = time.perf_counter()
+    result = train_from_files(args.output, args.train, args.valid, settings, valid_robustness=args.valid_robustness,
+                              negatives_from=args.negatives_from, negatives_max_records=args.negatives_max_records,
+                              max_train_pairs=args.max_train_pairs, train_weights=train_weights,
+                              length_reference=args.length_reference,
+                              cache_dir=None if args.no_cache else (args.cache_dir or default_cache_dir()),
+                              quiet=args.quiet)
     if not args.quiet:
-        print(cards.format_card(card))
-        print(f"best epochs {result.best_epochs}; saved {args.output} in {time.perf_counter() - t:.0f}s")
+        print(format_card(result.scorer.meta["card"]))
+        print(f"best epochs {result.best_epochs}; saved {args.output} in {time.perf_counter() - started:.0f}s")
     return 0

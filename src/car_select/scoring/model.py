@@ -26,11 +26,7 @@ from torch import nn
 
 OBJECTIVES = ("pairwise", "regression", "triplet")
 VIEWS = ("full", "prompt", "response")
-# The response's first and second half (by tokens), pooled apart: their cosines with the prompt and
-# with each other show an answer that drifts onto another topic half way, or says the same thing twice.
-# Tried on validation and not shipped (scripts/halves_variants.py, README).
-HALF_VIEWS = ("response_first_half", "response_second_half")
-VIEW_SETS = (["full"], list(VIEWS), [*VIEWS, *HALF_VIEWS])
+VIEW_SETS = (["full"], list(VIEWS))
 
 
 @dataclass
@@ -46,8 +42,7 @@ class HeadConfig:
     # seeds removes most of the run-to-run variance of a head trained on 2,032 pairs.
     members: int = 1
     # What the head looks at, one of VIEW_SETS: ["full"] (the paper's: every layer pooled over the whole
-    # text), ["full", "prompt", "response"] (also pooled over the prompt's and the response's tokens),
-    # or those and the response's two halves (the head takes only their per-layer cosines).
+    # text) or ["full", "prompt", "response"] (also pooled over the prompt's and the response's tokens).
     views: list[str] = field(default_factory=lambda: ["full"])
     text_stats: int = 0  # how many textstats.STAT_NAMES it takes as inputs (0: none)
     # Of a (prompt, response) text longer than the window, how many of its last tokens the window
@@ -57,10 +52,6 @@ class HeadConfig:
     @property
     def multi_view(self) -> bool:
         return list(self.views) != ["full"] or self.text_stats > 0
-
-    @property
-    def halves(self) -> bool:
-        return list(self.views) == VIEW_SETS[2]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -121,13 +112,12 @@ class ScoringHead(nn.Module):
         self.layerwise_attention = LayerMix(config.num_layers)
         in_dim = config.hidden_size
         if config.multi_view:
-            if list(config.views) not in VIEW_SETS[1:]:
+            if list(config.views) != VIEW_SETS[1]:
                 raise ValueError(f"views must be one of {VIEW_SETS}, got {config.views}")
             self.prompt_attention = LayerMix(config.num_layers)
             self.response_attention = LayerMix(config.num_layers)
-            # whole text, response, prompt x response, per-layer prompt/response cosine, statistics,
-            # and with halves per-layer cosines prompt/first, prompt/second, first/second
-            in_dim = 3 * config.hidden_size + (4 if config.halves else 1) * config.num_layers + config.text_stats
+            # whole text, response, prompt x response, per-layer prompt/response cosine, statistics
+            in_dim = 3 * config.hidden_size + config.num_layers + config.text_stats
         self.estimator = FeedForward(in_dim, config.hidden_sizes, config.output_size, config.activation,
                                      config.dropout)
 
@@ -148,10 +138,6 @@ class ScoringHead(nn.Module):
         r = self.response_attention(response)
         cosine = nn.functional.cosine_similarity(prompt, response, dim=-1, eps=1e-6)  # (batch, layers)
         parts = [self.layerwise_attention(full), r, self.prompt_attention(prompt) * r, cosine]
-        if self.config.halves:
-            first, second = pooled[:, 3], pooled[:, 4]
-            parts += [nn.functional.cosine_similarity(a, b, dim=-1, eps=1e-6)
-                      for a, b in ((prompt, first), (prompt, second), (first, second))]
         if self.config.text_stats:
             parts.append(stats.float())
         return torch.cat(parts, dim=-1)
@@ -174,21 +160,16 @@ def masked_mean_layers(hidden_states: tuple[torch.Tensor, ...] | list[torch.Tens
     return torch.stack(sums, dim=1) / denom.unsqueeze(1)
 
 
-def masked_mean_views(hidden_states, attention_mask: torch.Tensor, response_start: torch.Tensor,
-                      halves: bool = False) -> torch.Tensor:
+def masked_mean_views(hidden_states, attention_mask: torch.Tensor, response_start: torch.Tensor) -> torch.Tensor:
     """(batch, 3, layers, hidden): every layer pooled over the whole text (exactly masked_mean_layers),
     over the prompt's tokens (before response_start) and over the response's (from it on), fp32.
-    halves: (batch, 5, layers, hidden), also over the first and the second half of the response's
-    tokens (the first takes the middle token of an odd count). Padding is on the right."""
+    Padding is on the right."""
     full = masked_mean_layers(hidden_states, attention_mask)
     positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)[None, :]
     real = attention_mask.bool()
     in_response = (positions >= response_start[:, None]) & real
     masks = [real & ~in_response, in_response]
-    if halves:
-        middle = response_start + (in_response.sum(1) + 1) // 2
-        masks += [in_response & (positions < middle[:, None]), in_response & (positions >= middle[:, None])]
-    parts = torch.stack(masks, 1).to(torch.float32)  # (b, views - 1, t)
+    parts = torch.stack(masks, 1).to(torch.float32)  # (b, 2, t)
     denom = parts.sum(-1).clamp(min=1)[:, :, None, None]  # an empty view pools to zeros
     sums = torch.stack([torch.bmm(parts, h.float()) for h in hidden_states], 2)  # (b, 2, layers, hidden)
     return torch.cat([full[:, None], sums / denom], 1)
@@ -207,7 +188,7 @@ class QualityEstimator(nn.Module):
         return masked_mean_layers(self.hidden_states(input_ids, attention_mask), attention_mask)
 
     def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        from ..encode import inference_encoder
+        from ..encoding.fast_bert import inference_encoder
 
         fast = inference_encoder(self.encoder, input_ids.device)  # None when training or unsupported
         if fast is not None:
@@ -216,8 +197,7 @@ class QualityEstimator(nn.Module):
 
     def pooled_views(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                      response_start: torch.Tensor) -> torch.Tensor:
-        return masked_mean_views(self.hidden_states(input_ids, attention_mask), attention_mask, response_start,
-                                 self.head.config.halves)
+        return masked_mean_views(self.hidden_states(input_ids, attention_mask), attention_mask, response_start)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.head(self.pooled_layers(input_ids, attention_mask))

@@ -23,8 +23,7 @@ import numpy as np
 # 4: order and layout statistics appended (a scorer taking the first 18 or 20 is unchanged); 5: every
 # statistic reads the response with its padding whitespace removed, and two are appended (whitespace
 # excess, uppercase share). Appending one changes no earlier one, so no scorer taking the earlier
-# ones needs a new version (second_half_new_words, tried in scripts/halves_variants.py, is appended,
-# and so is prompt_words_in_text, tried in scripts/subword_stat_variants.py)
+# ones needs a new version (experiments/common.py appends two that were tried and not shipped)
 STATS_VERSION = 5
 STAT_NAMES = (
     "log_chars",
@@ -52,8 +51,6 @@ STAT_NAMES = (
     "line_breaks_per_word",
     "whitespace_excess",
     "uppercase_share",
-    "second_half_new_words",
-    "prompt_words_in_text",
 )
 _EDGE = 30  # words at each end of the response: padding is added there, past the encoder's window
 _FIRST = {"i", "me", "my", "mine", "myself", "we", "us", "our"}
@@ -101,29 +98,6 @@ def _edge_overlap(edge: list[str], rest: set[str], prompt: set[str]) -> float:
     generic padding, high for an answer that keeps talking about its subject."""
     content = [w for w in edge if len(w) > 3]
     return sum(w in rest or w in prompt for w in content) / len(content) if content else 0.0
-
-
-def _second_half_new_words(words: list[str], prompt: set[str]) -> float:
-    """Share of the distinct content words of the response's second half found in neither its first
-    half nor the prompt: high where another answer was appended, past the encoder's window too."""
-    half = len(words) // 2
-    first = set(words[:half])
-    second = [w for w in set(words[half:]) if len(w) > 3]
-    return sum(w not in first and w not in prompt for w in second) / len(second) if second else 0.0
-
-
-_LETTERS = re.compile(r"[^\W\d_]+", re.UNICODE)
-_RENDER_LABELS = {"instruction", "input"}
-
-
-def _prompt_words_in_text(prompt: str, text: str) -> float:
-    """Share of the prompt's content words (letters only, over 3 of them, the rendered labels aside)
-    found anywhere in the response's lowercased text, inside identifiers too (reverse in
-    reverse_string or reverseString): code answers name things after the request in words that
-    whole-word matching misses, and code written for another request does not."""
-    content = {w for w in _LETTERS.findall(prompt[:_SCAN].lower()) if len(w) > 3} - _RENDER_LABELS
-    text = text.lower()
-    return sum(w in text for w in content) / len(content) if content else 0.0
 
 
 def _word_order(tokens: list[str]) -> list[float]:
@@ -217,10 +191,6 @@ def text_stats(prompt: str, response: str, count: int = len(STAT_NAMES)) -> np.n
         if count > len(row):
             row += [1.0 - len(response) / len(raw_response) if raw_response else 0.0,
                     sum(c.isupper() for c in letters) / len(letters) if letters else 0.0]
-        if count > len(row):
-            row.append(_second_half_new_words(words, prompt_set))
-        if count > len(row):
-            row.append(_prompt_words_in_text(prompt, head))
     return np.array(row[:count], dtype=np.float32)
 
 

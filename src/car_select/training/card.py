@@ -42,16 +42,35 @@ def length_correlation(scorer, path: str | os.PathLike, max_records: int | None 
     return {"spearman": round(spearman(scores, [len(a) for _, a in items]), 4), "n_records": len(items)}
 
 
-def build_card(scorer, *, trained_on: Sequence[str] = (), valid: Sequence[str] = (),
-               robustness: Sequence[str] = (), length_reference: Sequence[str] = (),
-               max_records: int | None = 300, seed: int = 0, batch_tokens: int = 16384) -> dict:
-    """The card's figures for `scorer` on the given files (named by their base names)."""
+def check_evaluation(test: Sequence[str | os.PathLike] = (), robustness: Sequence[str | os.PathLike] = (),
+                     length_reference: Sequence[str | os.PathLike] = (), max_records: int = 300,
+                     kinds: Sequence[str] | None = None) -> None:
+    """evaluate's arguments checked before any scorer is loaded (every file exists, known kinds)."""
+    from .corruptions import KINDS
+
+    if max_records < 1:
+        raise CarSelectError(f"max_records must be >= 1, got {max_records}")
+    for kind in kinds or ():
+        if kind not in KINDS:
+            raise CarSelectError(f"kinds: unknown kind {kind!r}; choose from {', '.join(KINDS)}")
+    for path in (*test, *robustness, *length_reference):
+        if not os.path.exists(path):
+            raise CarSelectError(f"{path}: no such file")
+
+
+def evaluate(scorer, *, test: Sequence[str | os.PathLike] = (), robustness: Sequence[str | os.PathLike] = (),
+             length_reference: Sequence[str | os.PathLike] = (), max_records: int = 300, seed: int = 0,
+             kinds: Sequence[str] | None = None, batch_tokens: int = 16384) -> dict:
+    """The card's figures for `scorer` on the given files, named by their base names: pairwise accuracy on
+    each `test` file of preference pairs, accuracy per corruption kind on `max_records` answers of each
+    `robustness` dataset (`kinds`: None for every kind but off_topic_similar), and Spearman(score, answer
+    length) on each `length_reference` dataset; `seed` draws the records and the corruptions."""
+    check_evaluation(test, robustness, length_reference, max_records, kinds)
     return {
-        "trained_on": [_name(p) for p in trained_on],
-        "validation": {_name(p): evaluate_test(scorer, p, batch_tokens) for p in valid},
-        "robustness": {_name(p): evaluate_robustness(scorer, p, max_records, seed, batch_tokens=batch_tokens)
+        "validation": {_name(p): evaluate_test(scorer, p, batch_tokens) for p in test},
+        "robustness": {_name(p): evaluate_robustness(scorer, p, max_records, seed, kinds, batch_tokens)
                        for p in robustness},
-        "length_spearman": {_name(p): length_correlation(scorer, p, batch_tokens=batch_tokens)
+        "length_spearman": {_name(p): length_correlation(scorer, p, seed=seed, batch_tokens=batch_tokens)
                             for p in length_reference},
     }
 
@@ -67,9 +86,10 @@ def card_from_training(result, valid: dict[str, Sequence[PreferencePair]], train
     return card
 
 
-def save_card(scorer: str | os.PathLike | None, card: dict) -> dict:
+def save_card(scorer: str | os.PathLike | None, card: dict, trained_on: Sequence[str] = ()) -> dict:
     """Merge `card` into the card in a saved scorer's config.json (figures of the same name are
-    replaced, others kept; the file is replaced atomically). Returns the merged card."""
+    replaced, others kept; the file is replaced atomically). trained_on: what the scorer was trained
+    on, when the card says nothing of it (default: what the saved card said). Returns the merged card."""
     import json
     from pathlib import Path
 
@@ -84,6 +104,7 @@ def save_card(scorer: str | os.PathLike | None, card: dict) -> dict:
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise CarSelectError(f"{config_file}: not a car-select scorer's config.json; --save-card needs one")
     merged = dict(config.get("card") or {})
+    card = {"trained_on": list(trained_on) or merged.get("trained_on", []), **card}
     for section, figures in card.items():
         merged[section] = {**merged.get(section, {}), **figures} if isinstance(figures, dict) else figures
     config["card"] = merged

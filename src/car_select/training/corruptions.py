@@ -250,9 +250,9 @@ KINDS: dict[str, Generator] = {
 SUITE_KINDS = tuple(k for k in KINDS if k != "off_topic_similar")
 # The kinds training negatives are drawn from by default: every kind but two the diagnostic keeps.
 # prompt_words_stuffed, trained on, cost Auto-J (human-judged pairs) 17 of 971 pairs for no gain in the
-# mean of the validation accuracies (scripts/new_kind_variants.py); lowercased, trained on, left the
-# head's preference for lowercased code as it was (scripts/spelling_kind_variants.py; validation only,
-# README): case is invisible to the uncased encoder, and no statistic tells lost case from code
+# mean of the validation accuracies (experiments/new_kind_variants.py); lowercased, trained on, left the
+# head's preference for lowercased code as it was (experiments/spelling_kind_variants.py; validation
+# only): case is invisible to the uncased encoder, and no statistic tells lost case from code
 # that is lowercase by nature.
 TRAINING_KINDS = tuple(k for k in KINDS if k not in ("prompt_words_stuffed", "lowercased"))
 

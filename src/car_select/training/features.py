@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..encode import autocast, pad_batch, run_batches
+from ..encoding.batching import pad_batch, run_batches
+from ..encoding.device import autocast
 from ..render import RESPONSE_MARK
 from ..scoring.scorer import Scorer
 from .pairs import PreferencePair
@@ -47,9 +48,11 @@ def pair_texts(pairs: Sequence[PreferencePair], objective: str) -> tuple[list[tu
             rows.append((idx((p.prompt, p.chosen)), idx((p.rejected_prompt or p.prompt, p.rejected))))
     return items, np.asarray(rows, dtype=np.int64)
 
+
 class TrainingFeatures:
     """Pooled features of an item table: precomputed (frozen encoder) or computed per batch.
-    Calling it with item rows gives what the head takes: (pooled, stats or None)."""
+    Calling it with item rows gives what the head takes: (pooled, stats or None).
+    A subclass may pool more views (pool, views) and name them in the cache key (cache_key_views)."""
 
     def __init__(self, scorer: Scorer, items: list[tuple[str, str | None]], precompute: bool, batch_tokens: int,
                  desc: str, quiet: bool = False, cache_dir: str | os.PathLike | None = None):
@@ -73,11 +76,11 @@ class TrainingFeatures:
         if precompute:
             from tqdm.auto import tqdm
 
-            shape = (len(items), len(cfg.views), cfg.num_layers, cfg.hidden_size) if self.multi_view else \
+            shape = (len(items), self.views(), cfg.num_layers, cfg.hidden_size) if self.multi_view else \
                 (len(items), cfg.num_layers, cfg.hidden_size)
             self.table = torch.zeros(shape)
             with tqdm(total=len(items), desc=f"encode {desc}", unit="text", leave=False, disable=quiet) as bar:
-                for batch, (pooled,) in run_batches(self._pool, self.ids, pad_id=scorer.pad_id,
+                for batch, (pooled,) in run_batches(self.pool, self.ids, pad_id=scorer.pad_id,
                                                     batch_tokens=batch_tokens, device=scorer.device,
                                                     dtype=scorer.dtype, fixed_layout=True,
                                                     progress=lambda n, _t: bar.update(n),
@@ -96,14 +99,22 @@ class TrainingFeatures:
         h = hashlib.sha256()
         s = self.scorer
         h.update(json.dumps([TRAIN_FEATURES_VERSION, s.fingerprint(embedding_only=True), s.max_length,
-                             self.multi_view, list(s.head_config.views), s.head_config.tail_tokens,
+                             self.multi_view, self.cache_key_views(), s.head_config.tail_tokens,
                              str(s.dtype), s.device.type,
                              batch_tokens]).encode())
         for p, r in items:
             h.update(json.dumps([p, r]).encode("utf-8", "surrogatepass"))
         return Path(cache_dir) / "training-features" / f"{h.hexdigest()[:32]}.pt"
 
-    def _pool(self, input_ids, mask, starts=None):
+    def views(self) -> int:
+        """How many views a multi-view table holds per text."""
+        return len(self.scorer.head_config.views)
+
+    def cache_key_views(self) -> list[str]:
+        return list(self.scorer.head_config.views)
+
+    def pool(self, input_ids, mask, starts=None):
+        """(pooled layers,) of one batch: (batch, views, layers, hidden), or (batch, layers, hidden)."""
         model = self.scorer.model
         return (model.pooled_views(input_ids, mask, starts) if self.multi_view else model.pooled_layers(input_ids, mask),)
 
@@ -115,4 +126,4 @@ class TrainingFeatures:
         input_ids, mask = pad_batch([self.ids[i] for i in rows], self.scorer.pad_id)
         starts = torch.as_tensor(self.starts[rows]).to(device) if self.starts is not None else None
         with autocast(device, self.scorer.dtype):
-            return self._pool(input_ids.to(device), mask.to(device), starts)[0], stats
+            return self.pool(input_ids.to(device), mask.to(device), starts)[0], stats

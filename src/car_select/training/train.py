@@ -40,13 +40,12 @@ class TrainSettings:
     # Defaults: the shipped default scorer's recipe, chosen on validation (see README); RECIPES holds
     # the other shipped scorer's ("car-paper": the paper's IQS objective over the whole-text view).
     objective: str = "pairwise"
-    # The response's halves as well (VIEW_SETS[2]) lost on validation (scripts/halves_variants.py, README)
+    # The response's halves as well lost on validation (experiments/halves_variants.py)
     views: list[str] = field(default_factory=lambda: list(VIEW_SETS[1]))
-    # The first 25 of textstats.STAT_NAMES: the order and layout ones were chosen on a Code Alpaca corruption
-    # suite held apart for validation (scripts/order_stat_variants.py, README); the last 2 (whitespace
-    # excess, uppercase share) see padding and shouting the uncased encoder cannot; the 26th
-    # (second_half_new_words) lost on validation (scripts/halves_variants.py, README), and so did the
-    # 27th (prompt_words_in_text; scripts/subword_stat_variants.py)
+    # All 25 of textstats.STAT_NAMES: the order and layout ones were chosen on a Code Alpaca corruption
+    # suite held apart for validation (experiments/order_stat_variants.py); the last 2 (whitespace
+    # excess, uppercase share) see padding and shouting the uncased encoder cannot; two more lost on
+    # validation (experiments/halves_variants.py, experiments/subword_stat_variants.py)
     text_stats: int = 25
     # Of a text longer than the window, the last tokens kept in place of those before them, so the
     # head sees what was appended to a long answer (multi-view heads only; 0: the first max_length;
@@ -55,7 +54,7 @@ class TrainSettings:
     negatives_per_answer: int = 1  # corruption negatives per chosen answer (used by the CLI's data assembly)
     # Loss weight of the off_topic negatives (another record's answer; other negatives weigh 1): at 1 the
     # head ranked fluent code for another request above the right answer (validation only:
-    # scripts/off_topic_weight_variants.py, README)
+    # experiments/off_topic_weight_variants.py)
     off_topic_weight: float = 3.0
     hidden_sizes: list[int] = field(default_factory=lambda: [1024])
     activation: str = "Tanh"
@@ -242,11 +241,12 @@ def _train_member(scorer: Scorer, head: nn.Module, train_feats, train_rows, vali
 
 
 def prepare(train: Sequence[PreferencePair], valid: dict[str, Sequence[PreferencePair]], settings: TrainSettings,
-            quiet: bool = False, cache_dir: str | os.PathLike | None = None):
+            quiet: bool = False, cache_dir: str | os.PathLike | None = None, features=TrainingFeatures):
     """A new scorer for `settings` (encoder frozen) and the features of every training and validation
     text: (scorer, train features, train rows, valid features, valid rows), rows being each pair's
-    (chosen, rejected[, anchor]) indices into its features."""
-    settings.validate()  # the variant scripts call this without train_scorer
+    (chosen, rejected[, anchor]) indices into its features. features: the TrainingFeatures class (the
+    experiments pass a subclass with more inputs)."""
+    settings.validate()  # the experiments call this without train_scorer
     seed_everything(settings.seed)
     head = {"hidden_sizes": list(settings.hidden_sizes), "activation": settings.activation,
             "dropout": settings.dropout, "objective": settings.objective, "views": list(settings.views),
@@ -261,8 +261,8 @@ def prepare(train: Sequence[PreferencePair], valid: dict[str, Sequence[Preferenc
     valid_texts, valid_rows = pair_texts([p for pairs in valid.values() for p in pairs], settings.objective)
     precompute = not settings.train_encoder
     scorer.model.eval()
-    train_feats = TrainingFeatures(scorer, train_texts, precompute, settings.batch_tokens, "train", quiet, cache_dir)
-    valid_feats = TrainingFeatures(scorer, valid_texts, precompute, settings.batch_tokens, "valid", quiet, cache_dir)
+    train_feats = features(scorer, train_texts, precompute, settings.batch_tokens, "train", quiet, cache_dir)
+    valid_feats = features(scorer, valid_texts, precompute, settings.batch_tokens, "valid", quiet, cache_dir)
     return scorer, train_feats, train_rows, valid_feats, valid_rows
 
 
@@ -309,3 +309,35 @@ def train_scorer(train: Sequence[PreferencePair],
                                 "valid_pairs": {k: len(v) for k, v in valid.items()}},
                    "valid": {k: e.to_dict() for k, e in evaluations.items()}}
     return TrainResult(scorer, best_epochs, evaluations, history, valid_scores)
+
+
+def train_from_files(output: str | os.PathLike, train: Sequence[str], valid: Sequence[str], settings: TrainSettings, *,
+                     valid_robustness: Sequence[str] = (), negatives_from: Sequence[str] = (),
+                     negatives_max_records: int = 1000, max_train_pairs: int | None = None,
+                     train_weights: Sequence[float] | None = None, length_reference: str | None = None,
+                     cache_dir: str | os.PathLike | None = None, quiet: bool = False) -> TrainResult:
+    """What `car-select train-scorer` does: assemble the pairs of the files (data.training_data), train
+    (train_scorer), and save the scorer to `output` with its card (the validation figures training
+    computed, and Spearman(score, length) on `length_reference` when given), which it also keeps in
+    result.scorer.meta["card"]. cache_dir: where the training features are kept (None: nowhere)."""
+    import time
+
+    from . import card as cards
+    from .data import training_data
+
+    settings.validate()
+    data = training_data(train, valid, robustness_paths=valid_robustness, negatives_from=negatives_from,
+                         max_train_pairs=max_train_pairs, negatives_max_records=negatives_max_records,
+                         negatives_per_answer=settings.negatives_per_answer, seed=settings.seed,
+                         train_weights=train_weights, off_topic_weight=settings.off_topic_weight)
+    started = time.perf_counter()
+    result = train_scorer(data.train, data.valid, settings, quiet=quiet, cache_dir=cache_dir,
+                          pair_weights=data.weights)
+    result.scorer.meta["training"]["seconds"] = round(time.perf_counter() - started, 1)
+    card = cards.card_from_training(result, data.valid, data.trained_on)
+    if length_reference:
+        card["length_spearman"][os.path.basename(length_reference)] = cards.length_correlation(
+            result.scorer, length_reference)
+    result.scorer.meta["card"] = card
+    result.scorer.save(output)
+    return result

@@ -1,7 +1,7 @@
 """Which of the four newer corruption kinds to train on, chosen on validation only.
 
 The four kinds (off_topic_appended, prompt_words_stuffed, whitespace_pad, all_caps) fill holes found
-by scripts/unseen_corruptions.py-style probes on LIMA: another answer appended after the right one,
+by experiments/unseen_corruptions.py-style probes on LIMA: another answer appended after the right one,
 the request's words stuffed after it, trailing whitespace (which fooled every scorer before the text
 statistics learnt to ignore it) and capitals. With all four drawn as training negatives the retrain
 command lost 33 Auto-J pairs; these variants drop some of them from training (their negatives get
@@ -11,17 +11,14 @@ Each variant is what would ship: two heads (seeds 42 and 43, each kept at its be
 of the four validation accuracies) averaged, with the length lean of head_settings_variants.py.
 About 15 minutes on 2 cores once the retrain command has filled the cache.
 
-    python scripts/new_kind_variants.py --out docs/new_kind_variants.json
+    python experiments/new_kind_variants.py --out experiments/results/new_kind_variants.json
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(__file__))
-from head_settings_variants import variant_figures  # noqa: E402
-from scorer_variants import left_out_variants  # noqa: E402
+from common import left_out_variants, variant_figures
 
 NEW_KINDS = ("off_topic_appended", "prompt_words_stuffed", "whitespace_pad", "all_caps")
 VARIANTS = {  # name: the new kinds left out of training

@@ -21,7 +21,7 @@ on disk for the next run). On 2 cores their encoder pass takes 7 minutes, the pr
 fine-tuning epoch 18 (the copy's forward and backward over 35,000 texts): the defaults (one seed,
 one learning rate, one epoch) take about 30 minutes, 21 with the states on disk.
 
-    python scripts/forked_layer_variants.py --out docs/forked_layer_variants.json [--states-dir DIR] [--cache-dir DIR]
+    python experiments/forked_layer_variants.py --out experiments/results/forked_layer_variants.json [--states-dir DIR] [--cache-dir DIR]
 """
 
 from __future__ import annotations
@@ -37,14 +37,11 @@ from dataclasses import replace
 import numpy as np
 import torch
 from torch import nn
+from common import DATA, pair_loss, record_result, shipped_recipe_features, train_head, variant_figures, write_results
 
-sys.path.insert(0, os.path.dirname(__file__))
-from head_settings_variants import variant_figures  # noqa: E402
-from scorer_variants import DATA, pair_loss, record_result, shipped_recipe_features, train_head, write_results  # noqa: E402
-
-from car_select.encode import run_batches  # noqa: E402
-from car_select.scoring.model import ScoringHead, masked_mean_views  # noqa: E402
-from car_select.scoring.train import seed_everything  # noqa: E402
+from car_select.encoding.batching import run_batches
+from car_select.scoring.model import ScoringHead, masked_mean_views
+from car_select.training.train import seed_everything
 
 
 class TokenStates:

@@ -4,10 +4,10 @@ Chosen on validation only.
 The shipped head pooled the response whole, so another record's answer appended after the right one
 was averaged into it: the previous default ranked such an answer above the plain one 4 to 5 times in
 10. Two new inputs look at the response's second half:
-- the halves views (model.HALF_VIEWS) pool the first and the second half of the response's tokens
-  apart, and the head takes their per-layer cosines with the prompt and with each other (inside the
-  encoder's window only);
-- the statistic second_half_new_words (textstats) reads the whole response.
+- the halves views (common.HALF_VIEWS) pool the first and the second half of the response's tokens
+  apart, and the head (common.HalvesHead) takes their per-layer cosines with the prompt and with each
+  other (inside the encoder's window only);
+- the statistic second_half_new_words (common.EXTRA_STAT_NAMES) reads the whole response.
 Every variant trains on the same cached five-view features (a three-view head reads the first three
 views, the same bytes three-view features are; a 25-statistic head the first 25 columns), with the
 retrain command's data and training kinds, the LIMA and Code Alpaca validation suites, and two seeds
@@ -15,7 +15,7 @@ averaged as the shipped scorer does. Figures include the length lean of head_set
 About 40 minutes on 2 cores once the features are cached (computing them adds about 8); variants
 already in --out are kept.
 
-    python scripts/halves_variants.py --out docs/halves_variants.json
+    python experiments/halves_variants.py --out experiments/results/halves_variants.json
 """
 
 from __future__ import annotations
@@ -27,14 +27,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from common import HalvesHead, parse_args, record_seed_heads, shipped_recipe_features, variant_figures, write_results
 
-sys.path.insert(0, os.path.dirname(__file__))
-from head_settings_variants import variant_figures  # noqa: E402
-from scorer_variants import parse_args, record_seed_heads, shipped_recipe_features, write_results  # noqa: E402
+from car_select.training.corruptions import KINDS, TRAINING_KINDS
+from car_select.training.data import kind_weights
 
-from car_select.scoring.corruptions import KINDS, TRAINING_KINDS  # noqa: E402
-from car_select.scoring.model import VIEW_SETS  # noqa: E402
-from car_select.scoring.train import kind_weights  # noqa: E402
+THREE, FIVE = 3, 5  # the shipped views (whole text, prompt, response); with the response's halves
 
 
 class Sliced:
@@ -49,16 +47,16 @@ class Sliced:
 
 
 VARIANTS = {  # name: (views, statistics, off_topic_appended negatives' loss weight, only those in the window)
-    "three views, 25 statistics (the previous default)": (VIEW_SETS[1], 25, 1.0, False),
-    "three views, 26 statistics (second_half_new_words)": (VIEW_SETS[1], 26, 1.0, False),
-    "five views (the response's halves), 26 statistics": (VIEW_SETS[2], 26, 1.0, False),
-    "five views, 26 statistics, off_topic_appended negatives at weight 3": (VIEW_SETS[2], 26, 3.0, False),
-    "three views, 25 statistics, off_topic_appended negatives at weight 3": (VIEW_SETS[1], 25, 3.0, False),
-    "three views, 26 statistics, off_topic_appended negatives at weight 3": (VIEW_SETS[1], 26, 3.0, False),
+    "three views, 25 statistics (the previous default)": (THREE, 25, 1.0, False),
+    "three views, 26 statistics (second_half_new_words)": (THREE, 26, 1.0, False),
+    "five views (the response's halves), 26 statistics": (FIVE, 26, 1.0, False),
+    "five views, 26 statistics, off_topic_appended negatives at weight 3": (FIVE, 26, 3.0, False),
+    "three views, 25 statistics, off_topic_appended negatives at weight 3": (THREE, 25, 3.0, False),
+    "three views, 26 statistics, off_topic_appended negatives at weight 3": (THREE, 26, 3.0, False),
     # Half the appended negatives append past the encoder's window, where only length and the
     # statistics show them: do they teach "longer is worse", against the judged pairs?
-    "three views, 25 statistics, only the appended negatives the window shows": (VIEW_SETS[1], 25, 1.0, True),
-    "three views, 25 statistics, only the appended negatives the window shows, at weight 3": (VIEW_SETS[1], 25, 3.0, True),
+    "three views, 25 statistics, only the appended negatives the window shows": (THREE, 25, 1.0, True),
+    "three views, 25 statistics, only the appended negatives the window shows, at weight 3": (THREE, 25, 3.0, True),
 }
 WINDOW_MARGIN = 16  # tokens of the appended answer the window must show
 
@@ -67,7 +65,7 @@ def main() -> int:
     args = parse_args(__doc__)
     # tail_tokens 0: these variants were run before the window kept a long text's end
     # negatives drawn from every kind, and every kind TRAINING_KINDS leaves out weighs 0 (as recorded)
-    data, settings, scorer, tf, tr, vf, vr = shipped_recipe_features(args, text_stats=26, views=list(VIEW_SETS[2]),
+    data, settings, scorer, tf, tr, vf, vr = shipped_recipe_features(args, text_stats=26, halves=True,
                                                                      tail_tokens=0, negative_kinds=tuple(KINDS))
     left_out = {kind: 0.0 for kind in KINDS if kind not in TRAINING_KINDS}
     # variants already in --out are kept, not rerun (each takes about 5 minutes)
@@ -77,13 +75,15 @@ def main() -> int:
     for name, (views, stats, appended_weight, window_only) in VARIANTS.items():
         if f"{name}, both seeds" in results:
             continue
-        w = np.array(data.weights) * np.array(kind_weights(data.train, {**left_out, "off_topic_appended": appended_weight}))
+        by_kind = {**left_out, "off_topic_appended": appended_weight}
+        w = np.array(data.weights) * np.array(kind_weights(data.train, by_kind))
         if window_only:
             w[hidden] = 0.0
-        config = replace(scorer.head_config, members=1, views=list(views), text_stats=stats)
-        train, valid = Sliced(tf, len(views), stats), Sliced(vf, len(views), stats)
+        config = replace(scorer.head_config, members=1, text_stats=stats)
+        train, valid = Sliced(tf, views, stats), Sliced(vf, views, stats)
         record_seed_heads(results, name, lambda scores: variant_figures(data.valid, vr, scores),
-                          config, train, tr[w > 0], w[w > 0], data, valid, vr, settings)
+                          config, train, tr[w > 0], w[w > 0], data, valid, vr, settings,
+                          make_head=(lambda: HalvesHead(config)) if views == FIVE else None)
     write_results(results, args.out)
     return 0
 

@@ -1,5 +1,5 @@
 """The encoder window: 256 tokens keeping a long text's last 64 (the shipped default's) against 512
-keeping the last 128, compared on validation only (512 lost; README, docs/window_variants.json).
+keeping the last 128, compared on validation only (512 lost; docs/scorer.md, experiments/results/window_variants.json).
 
 Half of the Auto-J validation texts and of the judged training pairs are longer than 256 tokens
 (a quarter longer than 512), so the 256-token window judged most of those answers by their start
@@ -13,16 +13,14 @@ the cache the retrain command fills; run it at both windows first (the README's 
 and the same with `--max-length 512 --tail-tokens 128`, 14 minutes; both with the same --cache-dir),
 then this takes about 25 minutes on 2 cores, most of it encoding the validation texts.
 
-    python scripts/window_variants.py --out docs/window_variants.json [--cache-dir DIR]
+    python experiments/window_variants.py --out experiments/results/window_variants.json [--cache-dir DIR]
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(__file__))
-from head_settings_variants import retrain_command_variants  # noqa: E402
+from common import retrain_command_variants
 
 VARIANTS = {  # name: the window's TrainSettings
     "256 tokens, the last 64 kept": {"max_length": 256, "tail_tokens": 64},

@@ -8,25 +8,20 @@ corruption negatives keep their weights. Same data, features and selection of ep
 off_topic_weight_variants.py (two heads, seeds 42 and 43, averaged), on top of the shipped recipe
 (off_topic negatives at weight 3). Nothing here looks at test data.
 
-    python scripts/length_balance_variants.py --out docs/length_balance_variants.json
+    python experiments/length_balance_variants.py --out experiments/results/length_balance_variants.json
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import replace
 
 import numpy as np
+from common import CAR, JUDGED, default_recipe_features, figures, parse_args, record_result, seed_heads, write_results
 
-sys.path.insert(0, os.path.dirname(__file__))
-from off_topic_weight_variants import figures  # noqa: E402
-from scorer_variants import (CAR, JUDGED, default_recipe_features, parse_args, record_result, seed_heads,  # noqa: E402
-                             write_results)
-
-from car_select.scoring.corruptions import KINDS  # noqa: E402
-from car_select.scoring.textstats import STAT_NAMES  # noqa: E402
-from car_select.scoring.train import TrainSettings  # noqa: E402
+from car_select.scoring.textstats import STAT_NAMES
+from car_select.training.corruptions import KINDS
+from car_select.training.train import TrainSettings
 
 VARIANTS = {"shipped recipe": (), "judged pairs length-balanced": (JUDGED,),
             "judged and expert pairs length-balanced": (JUDGED, CAR)}

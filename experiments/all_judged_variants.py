@@ -6,19 +6,16 @@ answers also give more corruption negatives. The weights are per source (CaR pai
 negatives). The encoder pass covers 27,097 training texts: 19.5 minutes on 2 idle cores, the five
 heads included and the validation features already cached (measured with /usr/bin/time).
 
-    python scripts/all_judged_variants.py --out docs/all_judged_variants.json
+    python experiments/all_judged_variants.py --out experiments/results/all_judged_variants.json
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import replace
 
 import numpy as np
-
-sys.path.insert(0, os.path.dirname(__file__))
-from scorer_variants import CAR, JUDGED, default_recipe_features, parse_args, record_result, train_head, write_results  # noqa: E402
+from common import CAR, JUDGED, default_recipe_features, parse_args, record_result, train_head, write_results
 
 WEIGHTS = {"equal": {CAR: 1, JUDGED: 1, "negatives": 1},
            "judged x0.25": {CAR: 1, JUDGED: 0.25, "negatives": 1},

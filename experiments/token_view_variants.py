@@ -13,24 +13,21 @@ scorer_variants.py, whose data and summary it shares. The last layer's token sta
 training and validation text are kept in memory (about 4 GB in fp16); their encoder pass takes
 about 10 minutes on 2 cores, each variant a few more.
 
-    python scripts/token_view_variants.py --out docs/token_view_variants.json
+    python experiments/token_view_variants.py --out experiments/results/token_view_variants.json
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import replace
 
 import numpy as np
 import torch
 from torch import nn
+from common import default_recipe_features, parse_args, record_result, train_head, write_results
 
-sys.path.insert(0, os.path.dirname(__file__))
-from scorer_variants import default_recipe_features, parse_args, record_result, train_head, write_results  # noqa: E402
-
-from car_select.encode import run_batches  # noqa: E402
-from car_select.scoring.model import FeedForward, ScoringHead  # noqa: E402
+from car_select.encoding.batching import run_batches
+from car_select.scoring.model import FeedForward, ScoringHead
 
 
 KINDS = {"attention": 4 * 384, "max": 384, "alignment": 6}

@@ -12,24 +12,20 @@ Nothing here looks at test data. With the retrain command's cache: about 7 minut
 validation texts, then about 2 minutes per head (19.9 minutes for the nine heads on 2 cores, measured
 with /usr/bin/time, the validation texts already encoded).
 
-    python scripts/order_stat_variants.py --out docs/order_stat_variants.json
+    python experiments/order_stat_variants.py --out experiments/results/order_stat_variants.json
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import replace
 
 import numpy as np
+from common import (default_recipe_features, head_scores, length_figures, parse_args, record_result, train_head,
+                    write_results)
 
-sys.path.insert(0, os.path.dirname(__file__))
-from scorer_variants import (default_recipe_features, head_scores, parse_args, record_result, set_scores,  # noqa: E402
-                             train_head, write_results)
-
-from car_select.scoring.corruptions import KINDS  # noqa: E402
-from car_select.scoring.evaluate import evaluate_pairs  # noqa: E402
-from car_select.scoring.textstats import STAT_NAMES  # noqa: E402
+from car_select.scoring.textstats import STAT_NAMES
+from car_select.training.corruptions import KINDS
 
 FIRST = list(STAT_NAMES[:18])  # the statistics of the default these variants start from
 WORD_ORDER = ["lowercase_after_sentence_end", "article_before_function_word"]
@@ -46,13 +42,6 @@ VARIANTS = {
     "+ word order and the 2 order statistics": FIRST + WORD_ORDER + ORDER,
     "all 23 statistics": list(STAT_NAMES),
 }
-
-
-def length_figures(valid: dict, rows: np.ndarray, scores: np.ndarray) -> dict:
-    """Beside the accuracies the epoch is chosen on: each preference set's length-controlled accuracy
-    (pairs whose better answer is not the longer one), since a statistic may teach the head length."""
-    return {f"{name} length-controlled": round(evaluate_pairs(pairs, chosen, rejected).length_controlled_accuracy, 4)
-            for name, pairs, chosen, rejected in set_scores(valid, rows, scores) if not name.startswith("robustness:")}
 
 
 def main() -> int:

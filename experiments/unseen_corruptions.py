@@ -14,7 +14,7 @@ from (the answer should win; a tie counts half, as in every robustness figure); 
 wins" beside it. Answers: 150 sampled records of a
 dataset (default LIMA, the validation set; nothing was chosen on these figures).
 
-    python scripts/unseen_corruptions.py --scorer default --scorer car-paper --out docs/unseen_corruptions.json
+    python experiments/unseen_corruptions.py --scorer default --scorer car-paper --out experiments/results/unseen_corruptions.json
 """
 
 from __future__ import annotations
@@ -26,14 +26,12 @@ import re
 import string
 import sys
 
-sys.path.insert(0, os.path.dirname(__file__))
-from scorer_variants import DATA, write_results  # noqa: E402
+from common import DATA, write_results
 
-from car_select.scoring.card import answer_items  # noqa: E402
-from car_select.scoring.corruptions import CorruptedPair  # noqa: E402
-from car_select.scoring.evaluate import robustness_report  # noqa: E402
-from car_select.scoring.scorer import Scorer  # noqa: E402
-from car_select.scoring.train import score_pairs  # noqa: E402
+from car_select.scoring.scorer import Scorer
+from car_select.training.corruptions import CorruptedPair
+from car_select.training.data import answer_items
+from car_select.training.evaluate import robustness_report, score_pairs
 
 LOREM = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et "
          "dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris nisi ut aliquip. ")

@@ -2,7 +2,7 @@
 
     car-select run ../shared/data/stanford-alpaca-52k/alpaca_data.json -o out/alpaca_selected.json \
         --annotated out/alpaca_annotated.jsonl
-    python scripts/compare_official.py out/alpaca_annotated.jsonl [--json out/alpaca_vs_official.json] \
+    python experiments/compare_official.py out/alpaca_annotated.jsonl [--json out/alpaca_vs_official.json] \
         [--versus out/other_annotated.jsonl ...]
 
 Reports (a) how many of the official selection's top 1,000 by its IQS score are also in our scorer's

@@ -1,7 +1,7 @@
 """Which of three newer corruption kinds (misspellings, lowered case, dropped punctuation) to train
 on, chosen on validation only.
 
-Probes in the style of scripts/unseen_corruptions.py found the d3c62ea default (validation suites,
+Probes in the style of experiments/unseen_corruptions.py found the d3c62ea default (validation suites,
 150 answers each) ranking an answer with 15-40% of its words misspelt above the original 1 time in 10
 on LIMA and 4 in 10 on Code Alpaca's validation file, random letters in place of the words 1 in 4,
 the answer stripped of punctuation 1 in 10, and lowercased code above the original 93 times in 100
@@ -15,21 +15,17 @@ stuffing, never a training kind, always weighs 0), and each variant is what woul
 suite kinds in every variant; "mean of 4, first 15 kinds" is the mean with the suites cut to the 15
 kinds earlier defaults were chosen on. About 25 minutes on 2 cores, 8 of them encoding.
 
-    python scripts/spelling_kind_variants.py --out docs/spelling_kind_variants.json
+    python experiments/spelling_kind_variants.py --out experiments/results/spelling_kind_variants.json
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 import numpy as np
+from common import left_out_variants, set_scores, variant_figures
 
-sys.path.insert(0, os.path.dirname(__file__))
-from head_settings_variants import variant_figures  # noqa: E402
-from scorer_variants import left_out_variants, set_scores  # noqa: E402
-
-from car_select.scoring.evaluate import evaluate_pairs, robustness_report  # noqa: E402
+from car_select.training.evaluate import evaluate_pairs, robustness_report
 
 NEW_KINDS = ("typos", "lowercased", "punctuation_dropped")
 SHOWN_KINDS = (*NEW_KINDS, "off_topic", "off_topic_appended", "prompt_words_stuffed")
