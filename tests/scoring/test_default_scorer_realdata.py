@@ -1,6 +1,6 @@
 """The shipped scorers on real data, through the CLI: the default keeps the figures its card records
 (validation) and the bar on data it was neither trained nor chosen on; car-paper keeps the paper
-recipe's figures and its README command reproduces it byte for byte."""
+recipe's figures and its retrain command (docs/scorer.md) reproduces it byte for byte."""
 
 import json
 import os
@@ -45,7 +45,7 @@ def test_default_scorer_keeps_its_validation_figures():
     assert robust["n_pairs"] == expected["n_pairs"]
     assert abs(robust["accuracy"] - expected["accuracy"]) < 0.006
     # The Code Alpaca suite the text statistics, the off_topic weight and the training kinds were chosen
-    # on (scripts/order_stat_variants.py, off_topic_weight_variants.py, new_kind_variants.py,
+    # on (experiments/order_stat_variants.py, off_topic_weight_variants.py, new_kind_variants.py,
     # spelling_kind_variants.py; not in the card, whose suites are the retrain command's): README 0.9159
     # over 18 kinds, shuffled words 0.9521, another record's answer 0.8067, misspellings 0.9021, dropped
     # punctuation 0.9932, whitespace padding and capitals 1.0
@@ -113,8 +113,8 @@ def test_shipped_scorers_are_small_pickle_free_and_carry_a_card():
         assert card["trained_on"] and card["validation"] and card["robustness"] and card["length_spearman"], name
 
 
-def test_the_readme_command_reproduces_the_car_paper_head_byte_for_byte(tmp_path):
-    """Run the README's car-paper command (with the throughput knobs set away from their defaults:
+def test_the_retrain_command_reproduces_the_car_paper_head_byte_for_byte(tmp_path):
+    """Run the car-paper retrain command of docs/scorer.md (with the throughput knobs set away from their defaults:
     training features use a fixed batch layout, so they must not matter) and compare the weights."""
     from car_select.scoring.scorer import NAMED_SCORERS
 
@@ -127,8 +127,9 @@ def test_the_readme_command_reproduces_the_car_paper_head_byte_for_byte(tmp_path
         # bf16 results are exact only for the same kernels: oneDNN's AVX512-BF16 ones trained it; with
         # AMX the rounding differs, and without native bf16 --precision auto trains on fp32 features.
         pytest.skip("the shipped head was trained with AVX512-BF16 kernels (no AMX); this CPU differs")
-    block = re.search(r"```bash\n(car-select train-scorer --recipe car-paper [^`]*?)\n```", (REPO / "README.md").read_text())
-    assert block, "README lost its car-paper reproduce command"
+    block = re.search(r"```bash\n(car-select train-scorer --recipe car-paper [^`]*?)\n```",
+                      (REPO / "docs" / "scorer.md").read_text())
+    assert block, "docs/scorer.md lost its car-paper reproduce command"
     args = shlex.split(block.group(1).replace("\\\n", " "))
     args = [str(REPO / a) if a.startswith("../shared/") else a for a in args]
     args[args.index("-o") + 1] = str(tmp_path / "my-scorer")
