@@ -3,7 +3,7 @@ kept at its best validation epoch, the validation figures, and the inputs tried 
 
 Every experiment here judges on validation data only (CaR valid, Auto-J, the LIMA and Code Alpaca
 corruption suites); none looks at test data. Features come from the cache `car-select train-scorer`
-fills, so after the README's retrain command most experiments take minutes. Run one as
+fills, so after the retrain command of docs/scorer.md most experiments take minutes. Run one as
 `python experiments/NAME.py --out experiments/results/NAME.json` with car_select installed; Python puts
 this folder on the path, so each imports this module as a sibling.
 

@@ -7,7 +7,7 @@ head has the statistic but weighs it less than the pooled features that say "thi
 Off-topic negatives are 3 of the 12 kinds (off_topic, off_topic_padded, off_topic_similar), about a
 quarter of the negatives. These variants weigh some of them more in the loss; nothing else changes,
 so every variant reuses the same cached features. Kept: off_topic alone at weight 3
-(TrainSettings.off_topic_weight; docs/scorer.md). Data: the README's
+(TrainSettings.off_topic_weight; docs/scorer.md). Data: docs/scorer.md's
 retrain command. Each variant is what would ship: two heads (seeds 42 and 43, each kept at its best
 epoch by the mean of the four validation accuracies: CaR valid, Auto-J, the LIMA and the Code Alpaca
 validation suites, as order_stat_variants.py) and their mean; each head's own figures are kept too,

@@ -4,7 +4,7 @@ The default before these statistics missed one corruption kind by far on code: c
 words shuffled (held-out Code Alpaca 0.81). The LIMA validation suite holds little code, so these
 variants are judged on one more validation suite: degraded answers of Code Alpaca's `new_codealpaca.json`
 (4,535 records; no request in common with the held-out `code_alpaca_2k.json`, 12 short answers such
-as "1" or a factorial function in both; 150 sampled, as for LIMA). Data: the README's
+as "1" or a factorial function in both; 150 sampled, as for LIMA). Data: docs/scorer.md's
 retrain command (every judged pair at weight 0.25, negatives of all 12 kinds). Every variant is one
 head (seed 42) over the same cached encoder features, kept at its best epoch by the mean of the four
 validation accuracies; only the statistics the head takes differ (textstats.STAT_NAMES by name).

@@ -6,7 +6,7 @@ trained with the pairwise loss and kept at its best epoch by the mean validation
 `train-scorer` does). What changes is which training pairs count and how much, or how two heads are
 combined. Nothing here looks at test data. Features come from the cache `train-scorer` fills, so
 after a `train-scorer` run on the same data (`--max-train-pairs 3000` in place of `--train-weights`
-in the README's command) this takes minutes.
+in the retrain command of docs/scorer.md) this takes minutes.
 
     python experiments/scorer_variants.py --out experiments/results/scorer_variants.json
 """

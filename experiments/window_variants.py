@@ -9,7 +9,7 @@ Each window is what would ship, the retrain command's data and recipe (two heads
 each kept at its best epoch by the mean of the four validation accuracies: CaR valid, Auto-J, the
 LIMA and the Code Alpaca validation suites), and once more with seeds 44 and 45, to show how much
 of a difference the seeds alone make. Nothing here looks at test data. Training features come from
-the cache the retrain command fills; run it at both windows first (the README's command, 9 minutes,
+the cache the retrain command fills; run it at both windows first (the command of docs/scorer.md, 9 minutes,
 and the same with `--max-length 512 --tail-tokens 128`, 14 minutes; both with the same --cache-dir),
 then this takes about 25 minutes on 2 cores, most of it encoding the validation texts.
 
