@@ -100,7 +100,7 @@ def apply_rule(scores, clusters, *, n1: int, n2: int, budget: int | None = None,
         return outcome(qd_select(s, reduced, target, quality_weight, candidates=np.flatnonzero(keep), index=ix,
                                  clusters=clusters), None, None, None)
     if strategy == "deita":
-        picked = deita_select(s, reduced[keep], target, max_similarity, index=ix)
+        picked = deita_select(s, reduced, target, max_similarity, candidates=np.flatnonzero(keep), index=ix)
         if len(picked.indices) < target:
             warnings.append(f"--strategy deita kept {len(picked.indices):,} of the budget of {target:,}: every other "
                             f"record has a cosine similarity above --max-similarity {max_similarity:g} to a kept one")

@@ -17,15 +17,18 @@ SCORE_FIRST = "score_first"
 BLOCK = 1024
 
 
-def deita_select(scores, reduced: np.ndarray, budget: int, max_similarity: float, *, index=None) -> SelectionResult:
-    """Up to `budget` records, best score first (ties: lower index), no two with cosine similarity
-    above `max_similarity`. Fewer than `budget` only where every other record is too similar."""
+def deita_select(scores, reduced: np.ndarray, budget: int, max_similarity: float, *, candidates=None,
+                 index=None) -> SelectionResult:
+    """Up to `budget` of `candidates` (positions in `reduced`, one score each; default all), best score
+    first (ties: lower index), no two with cosine similarity above `max_similarity`. Fewer than
+    `budget` only where every other candidate is too similar to a kept one."""
     import faiss
 
     scores = np.asarray(scores, dtype=np.float64)
+    candidates = np.arange(len(reduced)) if candidates is None else np.asarray(candidates, dtype=np.int64)
     index = np.arange(len(scores)) if index is None else np.asarray(index)
-    if not len(scores) == len(reduced) == len(index):
-        raise ValueError("scores, reduced and index must be equally long")
+    if not len(scores) == len(candidates) == len(index):
+        raise ValueError("scores, candidates and index must be equally long")
     unit = unit_rows(reduced)
     order = rank_order(scores, index)
     kept_index = faiss.IndexFlatIP(unit.shape[1])
@@ -34,12 +37,12 @@ def deita_select(scores, reduced: np.ndarray, budget: int, max_similarity: float
         if len(kept) >= budget:
             break
         block = order[start:start + BLOCK]
-        vectors = unit[block]
+        vectors = unit[candidates[block]]
         ok = np.ones(len(block), dtype=bool)
         if kept_index.ntotal:
             nearest, _ = kept_index.search(vectors, 1)
-            ok = nearest[:, 0] <= max_similarity
-        among = vectors @ vectors.T  # the block's own similarities, for records kept from it
+            ok = np.minimum(nearest[:, 0], 1.0) <= max_similarity  # rounding can pass 1 for a copy
+        among = np.minimum(vectors @ vectors.T, 1.0)  # the block's own similarities, for records kept from it
         taken = []
         for i in np.flatnonzero(ok):
             if len(kept) + len(taken) >= budget:

@@ -20,7 +20,7 @@ SEARCH_ROWS = 16_384  # query rows per faiss call: bounds the result buffers
 def unit_rows(x: np.ndarray) -> np.ndarray:
     """A float32 copy of `x` with each row scaled to length 1 (all-zero rows stay zero)."""
     out = np.array(x, dtype=np.float32, order="C", copy=True)
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    norms = np.sqrt(np.einsum("ij,ij->i", out, out))[:, None]  # no squared copy of the whole matrix
     np.divide(out, norms, out=out, where=norms > 0)
     return out
 
