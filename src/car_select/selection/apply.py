@@ -2,7 +2,7 @@
 scoring at least min_score, then the strategy: CaR's rule (n1, or the smallest n1 for a budget), qd
 (quality-diversity greedy) or deita (score first, similarity-filtered), for a budget.
 
-Pure: arrays in, a RuleOutcome out; the caller shows the warnings. User errors raise CarSelectError.
+Pure: arrays in, a RuleOutcome out; the caller shows the warnings. User errors raise SettingError (a CarSelectError naming the field).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import CarSelectError, SettingError
+from ..errors import SettingError
 from .car import car_select, car_select_budget, cluster_top_count
 from .deita import deita_select
 from .near_duplicates import near_duplicates
@@ -63,13 +63,14 @@ def apply_rule(scores, clusters, *, n1: int, n2: int, budget: int | None = None,
     n_distinct = len(scores)
     n_records = n_distinct if n_records is None else n_records
     if strategy not in STRATEGIES:
-        raise CarSelectError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+        raise SettingError(f"{{}} must be one of {', '.join(STRATEGIES)}, got {strategy!r}", "strategy")
     if (strategy != "car" or near_duplicates_at is not None) and reduced is None:
         raise ValueError("qd, deita and near-duplicates need the reduced embeddings")
     warnings: list[str] = []
     target = budget_for(budget, fraction, n_records)
     if strategy != "car" and target is None:
-        raise CarSelectError(f"--strategy {strategy} needs --budget N or --fraction F (how many records to keep)")
+        raise SettingError(f"{{}} {strategy} needs {{}} or {{}} (how many records to keep)", "strategy", "budget",
+                           "fraction")
     # more records than the input holds is an error, asked for as a count or a share (Config.check_fits first)
     if budget is not None and budget > n_distinct:
         raise SettingError(f"{{}} {budget:,} is more than the {n_distinct:,} distinct records in the input", "budget")
