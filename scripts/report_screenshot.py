@@ -23,10 +23,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-try:  # run from a checkout without installing: use ../src
-    import car_select  # noqa: F401
-except ImportError:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 CHROMIUM_FLAGS = [
     "--headless",
