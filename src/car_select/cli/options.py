@@ -20,7 +20,8 @@ FIELD_FLAGS = {
     "score_field": "--score-field", "clusters": "--clusters", "pca_variance": "--pca-variance", "seed": "--seed",
     "kmeans_backend": "--kmeans", "fit_sample": "--fit-sample", "scorer": "--scorer", "embedder": "--embedder",
     "precision": "--precision", "device": "--device", "batch_tokens": "--batch-tokens", "cache_dir": "--cache-dir",
-    "use_cache": "--no-cache",
+    "use_cache": "--no-cache", "strategy": "--strategy", "quality_weight": "--quality-weight",
+    "max_similarity": "--max-similarity", "near_duplicates": "--near-duplicates",
 }
 # API arguments (not Config fields) that errors name: api.run / api.score_dataset / formats
 ARGUMENT_FLAGS = {"output_format": "--output-format", "score_column": "--score-column",

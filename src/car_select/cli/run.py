@@ -41,6 +41,20 @@ def add_parser(sub):
                    "the distinct records, is an error")
     g.add_argument(FIELD_FLAGS["min_score"], dest="min_score", type=float, metavar="S",
                    help="keep only records scoring at least S (before the rule)")
+    g.add_argument(FIELD_FLAGS["strategy"], dest="strategy", metavar="{car,qd,deita}",
+                   help="car (default): the paper's rule, top n1 plus each cluster's top n2; qd: quality-diversity, "
+                   "greedy coverage of the whole dataset (cosine facility location over a 32-neighbour graph of "
+                   "the clustering's PCA embeddings) plus --quality-weight x score scaled to [0, 1]; deita: best "
+                   "score first, skipping a record whose cosine similarity to a kept one exceeds --max-similarity. "
+                   "qd and deita need --budget or --fraction and take no --n1/--n2")
+    g.add_argument(FIELD_FLAGS["quality_weight"], dest="quality_weight", type=float, metavar="W",
+                   help="qd: what the best score is worth against covering a record's whole neighbourhood "
+                   "(W >= 0; 1.0, chosen on Alpaca; higher: closer to top by score)")
+    g.add_argument(FIELD_FLAGS["max_similarity"], dest="max_similarity", type=float, metavar="T",
+                   help="deita: skip a record whose cosine similarity to a kept one exceeds T (0 < T <= 1; 0.9)")
+    g.add_argument(FIELD_FLAGS["near_duplicates"], dest="near_duplicates", type=float, metavar="T",
+                   help="before selecting, drop records whose cosine similarity to a better-scored kept one is at "
+                   "least T (0 < T <= 1; 0.95 catches lightly edited copies); off by default")
     g.add_argument(FIELD_FLAGS["score_field"], dest="score_field", metavar="NAME",
                    help="use this numeric field of every record as its score (no scorer; records are only "
                    "embedded); a dotted path reaches into nested objects")
@@ -110,6 +124,15 @@ def main(args, settings: Settings) -> int:
     return 0
 
 
+def _selected_by(s: dict) -> str:
+    """How the selection splits by reason: CaR's top-n1 and cluster tops, or another strategy's reasons."""
+    if "strategy" not in s:
+        return f"{s['selected_top_n1']:,} top-n1 + {s['selected_cluster_top']:,} cluster tops"
+    counts = " + ".join(f"{n:,} {k.removeprefix('selected_').replace('_', ' ')}" for k, n in s.items()
+                        if k.startswith("selected_"))
+    return f"{s['strategy']}: {counts or 'none'}"
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
@@ -120,8 +143,9 @@ def format_summary(s: dict) -> str:
         f"duplicates dropped  {s['duplicates_dropped']:,}",
         f"clusters (k)        {s['k']:,}",
         f"PCA components      {s['pca_components']} (explaining {s['pca_variance_explained']:.1%} of variance)",
-        f"selected            {s['selected']:,} ({s['selected_top_n1']:,} top-n1 + {s['selected_cluster_top']:,} "
-        f"cluster tops; {_count(s['clusters_covered'], 'cluster')} covered)",
+        *([f"near-duplicates     {s['near_duplicates_dropped']:,} dropped"] if "near_duplicates_dropped" in s else []),
+        f"selected            {s['selected']:,} ({_selected_by(s)}; {_count(s['clusters_covered'], 'cluster')} "
+        "covered)",
         *([f"rule                n1 {s['n1']:,}, n2 {s['n2']:,}"
            + (f" (the smallest n1 for a budget of {s['budget']:,})" if s.get("budget") is not None else "")
            + (f"; {s['eligible']:,} records score at least {s['min_score']:g}" if s.get("min_score") is not None
