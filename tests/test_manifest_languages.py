@@ -47,7 +47,7 @@ def test_language_summary_samples_and_warns():
     unique, dup = np.arange(40), np.full(40, -1)
     out, per_record = language_summary(records, unique, dup, None, 0, ["en"])
     assert out["counts"] == {"zh": 30, "en": 10} and out["detected"] == out["of"] == 40
-    assert "75% of the records are not in the scorer's languages (en; most common other: zh)" in out["warning"]
+    assert "30 of 40 records (75%) are not in the scorer's languages (en; most common other: zh)" in out["warning"]
     assert per_record == ["zh"] * 30 + ["en"] * 10
     out, per_record = language_summary(records, unique, dup, 8, 0, ["en"])
     assert out["detected"] == 8 and sum(out["counts"].values()) == 8 and per_record is None

@@ -163,7 +163,7 @@ def test_api_run_interrupted_in_the_report_stage_keeps_the_old_outputs(tmp_path,
     monkeypatch.setattr(report, "write_report", interrupted)
     config = Config(n1=3, scorer=random_head_scorer_dir, cache_dir=str(tmp_path / "cache"))
     with pytest.raises(KeyboardInterrupt):
-        api.run(str(src), config, output=str(sel), report=str(rep))
+        api.run(str(src), config, output=str(sel), report=str(rep), overwrite=True)
     assert sel.read_text() == "old selection" and rep.read_text() == "old report"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "in.json", "rep.html", "sel.json"]
     with pytest.raises(CarSelectError, match="annotated= .* are the same file"):

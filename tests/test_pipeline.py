@@ -117,7 +117,7 @@ def test_interrupted_run_resumes_to_the_identical_selection(config, monkeypatch)
         return real(self, segments, progress)
 
     monkeypatch.setattr(features.FeatureExtractor, "compute", dies_on_second_chunk)
-    monkeypatch.setattr(features.FeatureExtractor.extract, "__defaults__", (None, 16, None))
+    monkeypatch.setattr(features, "ENCODE_CHUNK", 16)
     with pytest.raises(KeyboardInterrupt):
         select(records, config)
     monkeypatch.setattr(features.FeatureExtractor, "compute", real)
