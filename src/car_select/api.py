@@ -15,7 +15,7 @@ from .formats import Dataset, read_dataset
 from .formats import write_subset as formats_write_subset
 from .formats import output_format as output_format_of
 from .outputs import RunOutputs
-from .pipeline import Progress, Selection, select
+from .pipeline import Progress, Selection, select_validated
 from .records import Record
 
 
@@ -146,7 +146,7 @@ def run(dataset: Dataset | str, config: Config | None = None, *, output: str | N
             dataset = read_input(dataset, file_format=file_format, schema=schema, fields=fields, executor=executor,
                                  keep_rows=config.score_field is not None)
         read_seconds = time.perf_counter() - t
-        selection = select(dataset.records, config, progress=progress, scores=given_scores(dataset, config),
+        selection = select_validated(dataset.records, config, progress=progress, scores=given_scores(dataset, config),
                            executor=executor)
         selection.stage_seconds = {"read": read_seconds, **selection.stage_seconds}
         from .manifest import build_manifest

@@ -174,7 +174,15 @@ def select(records: Sequence[Record], config: Config | None = None, *, scorer: S
            progress: Progress | None = None, executor=None) -> Selection:
     """Run CaR on `records` and return the Selection (nothing is written). `scores`, one per record
     (e.g. from `given_scores.read_score_field`), replaces the scorer: records are only embedded."""
-    config = (config or Config()).validate()
+    return select_validated(records, (config or Config()).validate(), scorer=scorer, scores=scores, quiet=quiet,
+                            progress=progress, executor=executor)
+
+
+def select_validated(records: Sequence[Record], config: Config, *, scorer: Scorer | None = None,
+                     scores: Sequence[float] | np.ndarray | None = None, quiet: bool = True,
+                     progress: Progress | None = None, executor=None) -> Selection:
+    """`select` for a Config that was validated already (api.run validates it before reading the input,
+    so that a run validates its settings once)."""
     progress = progress or Progress(quiet)
     if not records:
         raise CarSelectError("the dataset has no records")

@@ -99,3 +99,13 @@ def test_format_comparison_with_negative_scores():
     assert mean_line.split()[-1].startswith("+") and "\u00d7" not in mean_line
     assert any("difference" in line for line in lines)
     assert all(len(line) < 140 for line in lines)
+
+
+def test_output_words_counts_characters_of_scripts_without_spaces():
+    from car_select.records import Record
+    from car_select.selection.baselines import output_words
+
+    records = [Record("q", "Hello there, world!"), Record("q", "最好的建议是早睡。"), Record("q", "日本語 and English"),
+               Record("q", "  "), Record("q", "b", history=(("hi", "one two"),))]
+    # a Chinese sentence is nine characters, not one space-free "word"; punctuation stays with its run
+    assert output_words(records).tolist() == [3, 9, 5, 0, 3]

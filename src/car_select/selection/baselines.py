@@ -27,6 +27,8 @@ compared by difference; a ratio is given only for a quantity that is positive on
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -61,9 +63,17 @@ FIGURES = {
 BASELINES = {"top_score": "top score", "longest_output": "longest"}  # summary key -> column name
 
 
+# Scripts written without spaces between words (Thai, Lao, Myanmar, Khmer, Japanese kana, CJK ideographs,
+# half-width katakana): there each character counts as a word, since splitting on spaces would count a
+# whole Chinese paragraph as one word.
+_UNSPACED = "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+_WORD = re.compile(f"[{_UNSPACED}]|[^\\s{_UNSPACED}]+")
+
+
 def output_words(records: Sequence[Record]) -> np.ndarray:
-    """Words (whitespace-separated) in every assistant turn of each record."""
-    return np.array([sum(len(a.split()) for _, _, a in r.exchanges()) for r in records], dtype=np.int64)
+    """Words in every assistant turn of each record: runs of non-space characters, and each character
+    of a script written without spaces (Chinese, Japanese, Thai, ...)."""
+    return np.array([sum(len(_WORD.findall(a)) for _, _, a in r.exchanges()) for r in records], dtype=np.int64)
 
 
 def _nearest_kept(x: np.ndarray, chosen: np.ndarray, cosine: bool) -> np.ndarray:
