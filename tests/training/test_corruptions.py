@@ -207,3 +207,15 @@ def test_order_and_layout_statistics_see_code_with_its_words_shuffled():
     unbalanced = text_stats(prompt, "print(leap_years(1990, 2030)")
     assert 0 < unbalanced[idx["bracket_mismatch_share"]] < 1
     assert text_stats(prompt, "short")[idx["order_compression_gain"]] == 0  # too few words to tell
+
+
+def test_card_robustness_table_aligns_long_kind_names():
+    from car_select.training.card import format_card
+
+    kinds = {"repeat": 0.5, "prompt_words_stuffed": 0.25, "punctuation_dropped": 1.0}
+    card = {"robustness": {"set.json": {
+        "accuracy": 0.5, "n_pairs": 30, "length_baseline": 0.5, "worst_kind_accuracy": 0.25,
+        "per_kind": {k: {"accuracy": a, "length_baseline": 0.0, "n_pairs": 10} for k, a in kinds.items()}}}}
+    rows = [line for line in format_card(card).splitlines() if line.startswith("  ")]
+    assert len(rows) == 3
+    assert len({row.index("(longer wins") for row in rows}) == 1  # one column, whatever the name's length

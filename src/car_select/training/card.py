@@ -126,8 +126,9 @@ def format_card(card: dict) -> str:
     for name, r in card.get("robustness", {}).items():
         lines.append(f"{name}: robustness {r['accuracy']:.4f} over {r['n_pairs']} pairs (longer-answer baseline "
                      f"{r['length_baseline']:.4f}; worst kind {r['worst_kind_accuracy']:.4f})")
+        width = max((len(kind) for kind in r["per_kind"]), default=0)
         for kind, k in r["per_kind"].items():
-            lines.append(f"  {kind:<18} {k['accuracy']:.4f}  (longer wins {k['length_baseline']:.4f}, "
+            lines.append(f"  {kind:<{width}} {k['accuracy']:.4f}  (longer wins {k['length_baseline']:.4f}, "
                          f"{k['n_pairs']} pairs)")
     for name, s in card.get("length_spearman", {}).items():
         lines.append(f"{name}: Spearman(score, answer length) {s['spearman']:+.4f} over {s['n_records']} records")
