@@ -1,5 +1,6 @@
 """Shared fixtures: the real data folder (skip where absent) and a small scorer with a random head."""
 
+import logging
 import os
 
 import pytest
@@ -9,6 +10,16 @@ from datapaths import REPO, SHARED_DATA, shared_file  # noqa: F401 (re-exported 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray cluster on this machine's 2 cores, for one test module (skipped without Ray)."""
+    ray = pytest.importorskip("ray", reason="the Ray engine tests need Ray: pip install 'car-select[ray]'")
+    pytest.importorskip("ray.data", reason="the Ray engine tests need Ray Data: pip install 'car-select[ray]'")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    yield ray
+    ray.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ MiniLM scorer with a seeded random head (the engines must agree whatever the hea
 from __future__ import annotations
 
 import json
-import logging
 import random
 import sys
 from pathlib import Path
@@ -79,15 +78,6 @@ def scorer_dir(tmp_path_factory) -> str | None:
 def caches(tmp_path_factory) -> dict[str, str]:
     """One feature cache per engine: the engines never share computed features."""
     return {e: str(tmp_path_factory.mktemp(f"cache-{e}")) for e in ("local", "ray")}
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray = pytest.importorskip("ray", reason="the Ray engine tests need Ray: pip install 'car-select[ray]'")
-    pytest.importorskip("ray.data", reason="the Ray engine tests need Ray Data: pip install 'car-select[ray]'")
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
-    yield ray
-    ray.shutdown()
 
 
 def config_for(scorer_dir, cache_dir, **changes) -> Config:

@@ -3,7 +3,6 @@ pipeline.select, for both executors), over the demo data."""
 
 from __future__ import annotations
 
-import logging
 import warnings
 
 import pytest
@@ -18,15 +17,6 @@ SETTINGS = {
     "deita": {"strategy": "deita", "budget": 30},
     "qd near-duplicates": {"strategy": "qd", "fraction": 0.1, "near_duplicates": 0.95},
 }
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray = pytest.importorskip("ray", reason="the Ray engine tests need Ray: pip install 'car-select[ray]'")
-    pytest.importorskip("ray.data", reason="the Ray engine tests need Ray Data: pip install 'car-select[ray]'")
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
-    yield ray
-    ray.shutdown()
 
 
 @pytest.mark.slow
