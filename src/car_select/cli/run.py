@@ -15,6 +15,7 @@ example:
   car-select run alpaca_data.json -o best5k.json --budget 5000           # exactly 5,000 records
   car-select run judged.jsonl -o best.jsonl --fraction 0.02 --score-field rating --min-score 7
   car-select run data.jsonl -o subset.json --order input                 # JSON array, in the input's order
+  car-select run alpaca_data.json -o qd1k.json --strategy qd --budget 1000 --near-duplicates 0.95
   car-select run shards/ -o out/ --annotated ann/ --engine ray --address auto   # folder of JSONL/Parquet shards on a Ray cluster
 """
 
@@ -22,9 +23,11 @@ example:
 def add_parser(sub):
     run = sub.add_parser("run", help="select a subset (score, embed, cluster, select, write)", epilog=RUN_EXAMPLE,
                          formatter_class=formatter, description=textwrap.fill(
-                             "Select the global top n1 records by quality score plus the top n2 of every k-means "
-                             "cluster, and write them unchanged, by descending score (or in input order with "
-                             "--order input). Output format: " + OUTPUT_FORMAT_RULE + "."))
+                             "Score every record, embed and cluster it, and keep a subset: by default the paper's "
+                             "rule, the global top n1 records by quality score plus the top n2 of every k-means "
+                             "cluster; --strategy qd (quality-diversity coverage) or deita (score first, near-copies "
+                             "apart) with --budget N. The kept records are written unchanged, by descending score "
+                             "(or in input order with --order input). Output format: " + OUTPUT_FORMAT_RULE + "."))
     run.add_argument("input", help="dataset file or folder (or hf://owner/name[:split])")
     run.add_argument("-o", "--output", required=True, help="where to write the selected records")
     run.add_argument("--config", help="TOML file setting Config fields (n1 = 500, kmeans_backend = \"sklearn\", "
