@@ -162,8 +162,9 @@ def masked_mean_layers(hidden_states: tuple[torch.Tensor, ...] | list[torch.Tens
 
 def masked_mean_views(hidden_states, attention_mask: torch.Tensor, response_start: torch.Tensor) -> torch.Tensor:
     """(batch, 3, layers, hidden): every layer pooled over the whole text (exactly masked_mean_layers),
-    over the prompt's tokens (before response_start) and over the response's (from it on), fp32.
-    Padding is on the right."""
+    over the prompt's tokens (before response_start) and over the response's (from it on). Padding is on
+    the right. Under bf16 autocast the prompt and response sums run in bf16 (bmm is autocast to it), which
+    the shipped heads were trained with; changing that changes their scores."""
     full = masked_mean_layers(hidden_states, attention_mask)
     positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)[None, :]
     real = attention_mask.bool()
