@@ -87,6 +87,17 @@ def test_min_score_keeps_only_records_at_or_above_it(config, records):
         select(records, config.replace(min_score=99.0))
 
 
+def test_min_percentile_is_min_score_at_that_percentile_of_the_data(config, records):
+    base = select(records, config.replace(n1=5))
+    threshold = float(np.percentile(base.scores[base.unique], 60))
+    by_percentile = select(records, config.replace(n1=5, min_percentile=60))
+    by_score = select(records, config.replace(n1=5, min_score=threshold))
+    assert by_percentile.indices.tolist() == by_score.indices.tolist()
+    assert by_percentile.eligible == by_score.eligible == int((base.scores[base.unique] >= threshold).sum())
+    summary = by_percentile.summary()
+    assert summary["min_percentile"] == 60 and summary["min_score"] == pytest.approx(threshold)
+
+
 def test_given_scores_replace_the_scorer(config, records):
     given = np.arange(len(records), dtype=float)[::-1] * 0.5  # record 0 best
     sel = select(records, config.replace(n1=10), scores=given)

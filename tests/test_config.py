@@ -24,3 +24,17 @@ def test_impossible_options_are_user_errors(change):
 def test_more_clusters_than_records():
     with pytest.raises(CarSelectError, match="more than the 3"):
         Config(clusters=4).check_fits(3)
+
+
+def test_min_percentile_range_and_exclusive_with_min_score():
+    import pytest
+
+    from car_select.config import Config
+    from car_select.errors import CarSelectError
+
+    Config(min_percentile=25).validate()
+    for bad in (-1, 100, 150, "25", True):
+        with pytest.raises(CarSelectError, match="min_percentile"):
+            Config(min_percentile=bad).validate()
+    with pytest.raises(CarSelectError, match="min_score and min_percentile are exclusive"):
+        Config(min_score=1.0, min_percentile=25).validate()

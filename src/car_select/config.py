@@ -30,6 +30,8 @@ class Config:
     budget: int | None = None
     fraction: float | None = None
     min_score: float | None = None  # keep only records scoring at least this, before the rule
+    # Or: keep only records scoring at least this percentile (0-100) of the input's distinct records' scores.
+    min_percentile: float | None = None
     # Use this numeric field of every input record as its score (an LLM-judge rating, a reward): no scorer.
     score_field: str | None = None
     # The summary's "against random": the selection beside this many uniform random subsets of its size.
@@ -199,6 +201,11 @@ class Config:
             raise SettingError("{} and {} are exclusive: give one", "budget", "fraction")
         if self.min_score is not None and (not is_num(self.min_score) or not math.isfinite(self.min_score)):
             raise SettingError(f"{{}} must be a finite number, got {self.min_score!r}", "min_score")
+        if self.min_percentile is not None and (not is_num(self.min_percentile)
+                                                or not 0.0 <= self.min_percentile < 100.0):
+            raise SettingError(f"{{}} must be a number in [0, 100), got {self.min_percentile!r}", "min_percentile")
+        if self.min_score is not None and self.min_percentile is not None:
+            raise SettingError("{} and {} are exclusive: give one", "min_score", "min_percentile")
         if self.score_field is not None and (not isinstance(self.score_field, str) or not self.score_field.strip()):
             raise SettingError(f"{{}} must name a field, got {self.score_field!r}", "score_field")
         if self.score_field is not None and self.scorer is not None:

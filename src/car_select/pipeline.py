@@ -45,7 +45,8 @@ class Selection:
     n1: int | None = None  # the n1 the CaR rule used (with a budget: the smallest that reaches it)
     n2: int | None = None
     budget: int | None = None  # records asked for (--budget / --fraction), None for a plain n1 run
-    min_score: float | None = None
+    min_score: float | None = None  # the threshold applied (from min_percentile when that was given)
+    min_percentile: float | None = None
     eligible: int = 0  # distinct records scoring at least min_score (all distinct records without it)
     warnings: list[str] = field(default_factory=list)
     # (n,) position of the better-scored kept record each input record is a near-duplicate of, -1 where none
@@ -118,6 +119,7 @@ class Selection:
             **({"n1": self.n1, "n2": self.n2} if self.n1 is not None else {}),
             **({"budget": self.budget} if self.budget is not None else {}),
             **({"min_score": self.min_score, "eligible": self.eligible} if self.min_score is not None else {}),
+            **({"min_percentile": self.min_percentile} if self.min_percentile is not None else {}),
             "selected": int(len(self.indices)),
             **self._reason_counts(),
             "clusters_covered": covered,
@@ -215,8 +217,11 @@ def select_validated(records: Sequence[Record], config: Config, *, scorer: Score
     seconds["cluster"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    min_score = config.min_score
+    if config.min_percentile is not None:  # the threshold on this data's own scale
+        min_score = float(np.percentile(scores_u, config.min_percentile))
     rule = apply_rule(scores_u, labels_u, n1=config.n1, n2=config.n2, budget=config.budget,
-                      fraction=config.fraction, min_score=config.min_score, n_records=len(records), index=unique,
+                      fraction=config.fraction, min_score=min_score, n_records=len(records), index=unique,
                       strategy=config.strategy, reduced=reduced, quality_weight=config.quality_weight,
                       max_similarity=config.max_similarity, near_duplicates_at=config.near_duplicates)
     for message in rule.warnings:
@@ -267,7 +272,8 @@ def select_validated(records: Sequence[Record], config: Config, *, scorer: Score
         duplicate_of=duplicate_of, reduced=reduced, unique=unique, k=model.k,
         pca_components=model.n_components, pca_variance_explained=model.explained_variance,
         inertia=model.inertia, stage_seconds=seconds, cache_hits=hits, encoder_passes=feats.passes,
-        strategy=rule.strategy, n1=rule.n1, n2=rule.n2, budget=rule.budget, min_score=config.min_score,
+        strategy=rule.strategy, n1=rule.n1, n2=rule.n2, budget=rule.budget, min_score=min_score,
+        min_percentile=config.min_percentile,
         eligible=rule.eligible, warnings=rule.warnings, near_duplicate_of=near_duplicate_of,
         empty_responses=empty_responses, against_random=against_random, languages=languages,
         record_languages=record_languages,

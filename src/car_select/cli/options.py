@@ -16,7 +16,7 @@ from ..config import Config
 from ..errors import CarSelectError
 
 FIELD_FLAGS = {
-    "n1": "--n1", "n2": "--n2", "budget": "--budget", "fraction": "--fraction", "min_score": "--min-score",
+    "n1": "--n1", "n2": "--n2", "budget": "--budget", "fraction": "--fraction", "min_score": "--min-score", "min_percentile": "--min-percentile",
     "score_field": "--score-field", "clusters": "--clusters", "pca_variance": "--pca-variance", "seed": "--seed",
     "kmeans_backend": "--kmeans", "fit_sample": "--fit-sample", "scorer": "--scorer", "embedder": "--embedder",
     "precision": "--precision", "device": "--device", "batch_tokens": "--batch-tokens", "cache_dir": "--cache-dir",

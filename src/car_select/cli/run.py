@@ -44,6 +44,9 @@ def add_parser(sub):
                    "the distinct records, is an error")
     g.add_argument(FIELD_FLAGS["min_score"], dest="min_score", type=float, metavar="S",
                    help="keep only records scoring at least S (before the rule)")
+    g.add_argument(FIELD_FLAGS["min_percentile"], dest="min_percentile", type=float, metavar="P",
+                   help="keep only records scoring at least the P-th percentile of this input's scores "
+                   "(0 <= P < 100; 25 drops the bottom quarter): --min-score on the data's own scale")
     g.add_argument(FIELD_FLAGS["strategy"], dest="strategy", metavar="{car,qd,deita}",
                    help="car (default): the paper's rule, top n1 plus each cluster's top n2; qd: quality-diversity, "
                    "greedy coverage of the whole dataset (cosine facility location over a 32-neighbour graph of "
@@ -152,7 +155,9 @@ def format_summary(s: dict) -> str:
         *([f"rule                n1 {s['n1']:,}, n2 {s['n2']:,}"
            + (f" (the smallest n1 for a budget of {s['budget']:,})" if s.get("budget") is not None else "")
            + (f"; {s['eligible']:,} records score at least {s['min_score']:g}" if s.get("min_score") is not None
-              else "")] if s.get("n1") is not None else []),
+              else "")
+           + (f" (the {s['min_percentile']:g}th percentile)" if s.get("min_percentile") is not None else "")]
+          if s.get("n1") is not None else []),
         f"cache hits          {s['cache_hits']:,} texts",
         "time per stage      " + ", ".join(f"{k} {v:.1f}s" for k, v in s["stage_seconds"].items()),
     ]
