@@ -42,8 +42,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "src"))
-sys.path.insert(0, str(REPO / "benchmarks"))
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "stanford-alpaca-52k" / "alpaca_data.json"
 # (in, out) of the encoder's four products per layer: fused QKV, attention output, up, down
 SHAPES = ((384, 1152), (384, 384), (384, 1536), (1536, 384))
