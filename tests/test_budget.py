@@ -10,7 +10,7 @@ from car_select import Config, select
 from car_select.errors import CarSelectError, CarSelectWarning
 from car_select.formats import read_dataset
 from car_select.given_scores import read_score_field
-from car_select.selection.car import car_select, car_select_budget
+from car_select.selection.car import car_rule, car_rule_for_budget
 from car_select.selection.baselines import compare_with_random, coverage_distance
 from test_pipeline import make_records
 
@@ -35,10 +35,10 @@ def no_warnings(fn, *args, **kwargs):
 def test_budget_keeps_exactly_n_with_the_smallest_n1(config, records):
     sel = no_warnings(select, records, config.replace(budget=25))
     assert len(sel.indices) == 25 and sel.budget == 25
-    want = car_select_budget(sel.scores, sel.clusters, 25, 1)
+    want = car_rule_for_budget(sel.scores, sel.clusters, 25, 1)
     assert sel.n1 == want.n1 and sel.indices.tolist() == want.indices.tolist()
-    assert sel.indices.tolist() == car_select(sel.scores, sel.clusters, sel.n1, 1).indices.tolist()
-    assert car_select(sel.scores, sel.clusters, sel.n1 - 1, 1).indices.size == 24
+    assert sel.indices.tolist() == car_rule(sel.scores, sel.clusters, sel.n1, 1).indices.tolist()
+    assert car_rule(sel.scores, sel.clusters, sel.n1 - 1, 1).indices.size == 24
     s = sel.summary()
     assert (s["n1"], s["n2"], s["budget"], s["selected"]) == (sel.n1, 1, 25, 25)
 
@@ -54,7 +54,7 @@ def test_budget_below_the_cluster_tops_warns_and_keeps_the_best_tops(config, rec
     with pytest.warns(CarSelectWarning, match="below the 6 cluster tops"):
         sel = select(records, config.replace(budget=3))
     assert sel.k == 6 and len(sel.indices) == 3 and set(sel.reasons) == {"cluster_top"}
-    tops = car_select(sel.scores, sel.clusters, 0, 1).indices
+    tops = car_rule(sel.scores, sel.clusters, 0, 1).indices
     assert sel.indices.tolist() == tops[:3].tolist()  # n2 = 1: the best-scored cluster tops
     assert len(set(sel.clusters[sel.indices].tolist())) == 3
 
@@ -76,7 +76,7 @@ def test_min_score_keeps_only_records_at_or_above_it(config, records):
     sel = no_warnings(select, records, config.replace(n1=5, min_score=threshold))
     assert (sel.scores[sel.indices] >= threshold).all()
     eligible = np.flatnonzero(base.scores >= threshold)
-    want = car_select(base.scores[eligible], base.clusters[eligible], 5, 1, index=eligible)
+    want = car_rule(base.scores[eligible], base.clusters[eligible], 5, 1, index=eligible)
     assert sel.indices.tolist() == want.indices.tolist()
     assert sel.eligible == len(eligible) and sel.summary()["eligible"] == len(eligible)
     # a budget above what passes the threshold keeps every passing record, with a warning
@@ -103,7 +103,7 @@ def test_given_scores_replace_the_scorer(config, records):
     sel = select(records, config.replace(n1=10), scores=given)
     assert np.array_equal(sel.scores, given.astype(np.float32))
     assert sel.indices[:10].tolist() == list(range(10))
-    assert sel.indices.tolist() == car_select(given, sel.clusters, 10, 1).indices.tolist()
+    assert sel.indices.tolist() == car_rule(given, sel.clusters, 10, 1).indices.tolist()
     with pytest.raises(CarSelectError, match="one score per record"):
         select(records, config, scores=given[:-1])
 

@@ -5,7 +5,7 @@ import pytest
 
 from car_select import Config, Record, select
 from car_select.errors import CarSelectError
-from car_select.selection.car import car_select
+from car_select.selection.car import car_rule
 
 
 def make_records(n: int, seed: int = 0) -> list[Record]:
@@ -31,7 +31,7 @@ def test_select_follows_the_car_rule(config):
     records = make_records(80)
     sel = select(records, config)
     assert sel.k == int((80 / 2) ** 0.5)
-    again = car_select(sel.scores, sel.clusters, config.n1, config.n2)
+    again = car_rule(sel.scores, sel.clusters, config.n1, config.n2)
     assert sel.indices.tolist() == again.indices.tolist()
     assert sel.reasons.count("top_n1") == 10
     assert set(np.unique(sel.clusters)) <= set(sel.clusters[sel.indices])  # every cluster has its top

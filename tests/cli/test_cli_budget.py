@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from car_select.selection.car import car_select
+from car_select.selection.car import car_rule
 from datapaths import shared_file
 from cli_runs import annotated_rows, check_output_matches, run_cli
 
@@ -41,7 +41,7 @@ def check_car_rule(rows, n1, n2=1):
     scores = np.array([r["score"] for r in ranked])
     clusters = np.array([r["cluster"] for r in ranked])
     index = np.array([r["index"] for r in ranked])
-    want = car_select(scores, clusters, n1, n2, index=index).indices
+    want = car_rule(scores, clusters, n1, n2, index=index).indices
     assert sorted(want.tolist()) == sorted(r["index"] for r in rows if r["selected"])
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import SettingError
-from .car import car_select, car_select_budget, cluster_top_count
+from .car import car_rule, car_rule_for_budget, cluster_top_count
 from .deita import deita_select
 from .near_duplicates import near_duplicates
 from .qd import qd_select
@@ -107,7 +107,7 @@ def apply_rule(scores, clusters, *, n1: int, n2: int, budget: int | None = None,
                             f"record has a cosine similarity above --max-similarity {max_similarity:g} to a kept one")
         return outcome(picked, None, None, None)
     if target is not None:
-        b = car_select_budget(s, c, target, n2, index=ix)
+        b = car_rule_for_budget(s, c, target, n2, index=ix)
         if b.below_floor:
             warnings.append(f"budget {target:,} is below the {b.floor:,} cluster tops (k x n2): keeping the "
                             f"{target:,} best cluster tops, so some clusters have no record")
@@ -115,4 +115,4 @@ def apply_rule(scores, clusters, *, n1: int, n2: int, budget: int | None = None,
     if n1 >= eligible and eligible > 0:
         warnings.append(f"--n1 {n1:,} is not below the {eligible:,} {distinct}{above}: every one is kept "
                         f"(use --budget N or --fraction F to keep a share)")
-    return outcome(car_select(s, c, n1, n2, index=ix), n1, n2, cluster_top_count(c, n2))
+    return outcome(car_rule(s, c, n1, n2, index=ix), n1, n2, cluster_top_count(c, n2))

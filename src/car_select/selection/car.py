@@ -2,7 +2,7 @@
 
 Pure and engine-independent. Ties in score go to the earlier record (lower index). Unlike the
 official script, whose per-cluster branch only ever takes one record, n2 > 1 takes n2 per cluster.
-`car_select_budget` finds, for a budget of N records, the smallest n1 whose selection has N records.
+`car_rule_for_budget` finds, for a budget of N records, the smallest n1 whose selection has N records.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ TOP_N1 = "top_n1"
 CLUSTER_TOP = "cluster_top"
 
 
-def car_select(scores, clusters, n1: int, n2: int, index=None) -> SelectionResult:
+def car_rule(scores, clusters, n1: int, n2: int, index=None) -> SelectionResult:
     """Select from (scores, clusters). `index` optionally gives each row's global position, used for
     tie-breaking and returned in `indices`. Run on a shard, the result is that shard's candidates: the
     union of all shards' candidates contains the global selection, and selecting again from that
@@ -56,9 +56,9 @@ def cluster_top_count(clusters, n2: int) -> int:
     return int(np.minimum(sizes, n2).sum())
 
 
-def car_select_budget(scores, clusters, budget: int, n2: int, index=None) -> SelectionResult:
+def car_rule_for_budget(scores, clusters, budget: int, n2: int, index=None) -> SelectionResult:
     """Exactly `budget` records under the CaR rule: the smallest n1 whose global top-n1 plus the
-    per-cluster top-n2 hold `budget` records, and that selection (it equals car_select(..., n1, n2)).
+    per-cluster top-n2 hold `budget` records, and that selection (it equals car_rule(..., n1, n2)).
 
     As n1 grows by one the union grows by one exactly when the n1-th ranked record is not already a
     cluster top, so the union's size is floor + (non-cluster-tops among the first n1 ranked) and the
@@ -67,7 +67,7 @@ def car_select_budget(scores, clusters, budget: int, n2: int, index=None) -> Sel
     `budget` best cluster tops, taking every cluster's best before any cluster's second (for n2 = 1:
     simply the best-scored cluster tops), reported with n1 = 0 and below_floor = True.
 
-    The result is mergeable like car_select: per-shard car_select(..., n1=budget, n2) candidates
+    The result is mergeable like car_rule: per-shard car_rule(..., n1=budget, n2) candidates
     contain the global budget selection, since the n1 used is never above the budget."""
     scores = np.asarray(scores, dtype=np.float64)
     clusters = np.asarray(clusters)
@@ -84,7 +84,7 @@ def car_select_budget(scores, clusters, budget: int, n2: int, index=None) -> Sel
     if budget >= floor:
         need = budget - floor
         n1 = 0 if need == 0 else int(np.flatnonzero(~is_top)[need - 1]) + 1
-        picked = car_select(scores, clusters, n1, n2, index=index)
+        picked = car_rule(scores, clusters, n1, n2, index=index)
         picked.floor = floor
         return picked
     tops = np.flatnonzero(is_top)  # rank positions, best first
