@@ -5,7 +5,7 @@ For each n (default 10k, 100k, 1M) a fresh subprocess (so peak RSS is that n's a
   1. makes n unit-normalised rows: a Gaussian mixture (k_true = 2 sqrt(n) centres) plus noise whose
      spectrum decays so that PCA needs ~200 components for 95% of the variance, as real MiniLM
      embeddings of Alpaca do (218-235 components on 1k-3k texts), and a random quality score per row;
-  2. runs car_select.pipeline.cluster() exactly as `car-select run` does (PCA + k-means fitted on at
+  2. runs the ClusterEstimator stage exactly as the local executor does (PCA + k-means fitted on at
      most Config.fit_sample rows, then every row transformed and assigned), timing its parts;
   3. applies the CaR rule (n1 = 1000, n2 = 1).
 Bars: 1M rows in <= 120 s and <= 8 GB peak RSS (the embeddings themselves are 1.5 GB of that).
@@ -111,9 +111,9 @@ def run_strategies(scores: np.ndarray, labels: np.ndarray, reduced: np.ndarray, 
 def run_one(n: int, seed: int, strategies: bool = False) -> dict:
     """Runs in the child process: generate, cluster through the pipeline, select; times and memory."""
     import car_select.clustering as clustering
-    import car_select.pipeline as pipeline
+    import car_select.stages as stages
     from car_select.config import Config, n_clusters_for
-    from car_select.selection.car import car_select
+    from car_select.selection.car import car_rule
 
     t = time.perf_counter()
     emb = synthetic_embeddings(n, seed)
@@ -132,8 +132,8 @@ def run_one(n: int, seed: int, strategies: bool = False) -> dict:
                 timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
         return wrapper
 
-    # time the parts of pipeline.cluster() without changing what it does
-    pipeline.fit_cluster_model = timed("fit_pca_kmeans_on_sample", clustering.fit_cluster_model)
+    # time the parts of the clustering stage without changing what it does
+    stages.fit_cluster_model = timed("fit_pca_kmeans_on_sample", clustering.fit_cluster_model)
     clustering.fit_pca = timed("fit_pca", clustering.fit_pca)
     clustering.fit_kmeans = timed("fit_kmeans", clustering.fit_kmeans)
     clustering.ClusterModel.transform = timed("transform", clustering.ClusterModel.transform)
@@ -141,10 +141,13 @@ def run_one(n: int, seed: int, strategies: bool = False) -> dict:
 
     config = Config()
     t = time.perf_counter()
-    model, labels, reduced = pipeline.cluster(emb, config)
+    estimator = stages.ClusterEstimator(config)  # as LocalExecutor.cluster: fit on the seeded sample, assign all
+    estimator.fit(emb[estimator.fit_rows(len(emb))], len(emb))
+    labels, reduced = estimator.predict(emb)
+    model = estimator.model
     cluster_s = time.perf_counter() - t
     t = time.perf_counter()
-    chosen = car_select(scores, labels, config.n1, config.n2)
+    chosen = car_rule(scores, labels, config.n1, config.n2)
     select_s = time.perf_counter() - t
     sizes = np.bincount(labels, minlength=model.k)
     strategy_runs = run_strategies(scores, labels, reduced) if strategies else None

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .clustering import ClusterModel
 from .config import Config
 from .errors import CarSelectError, CarSelectWarning
 from .executors import LocalExecutor
@@ -160,15 +159,6 @@ def dedupe(records: Sequence[Record]) -> tuple[np.ndarray, np.ndarray]:
         if j != i:
             duplicate_of[i] = j
     return np.flatnonzero(duplicate_of < 0), duplicate_of
-
-
-def cluster(embeddings: np.ndarray, config: Config) -> tuple[ClusterModel, np.ndarray, np.ndarray]:
-    """Fit PCA + k-means on the seeded sample, assign every row: (model, labels, reduced). What the
-    local executor does with the ClusterEstimator stage (kept for benchmarks/bench_scale.py)."""
-    estimator = ClusterEstimator(config)
-    estimator.fit(embeddings[estimator.fit_rows(len(embeddings))], len(embeddings))
-    labels, reduced = estimator.predict(embeddings)
-    return estimator.model, labels, reduced
 
 
 def select(records: Sequence[Record], config: Config | None = None, *, scorer: Scorer | None = None,
