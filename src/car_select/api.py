@@ -12,8 +12,6 @@ from .atomic import atomic_write_text
 from .config import Config
 from .errors import CarSelectError, SettingError
 from .formats import Dataset, read_dataset
-from .formats import write_subset as formats_write_subset
-from .formats import output_format as output_format_of
 from .outputs import RunOutputs
 from .pipeline import Progress, Selection, select_validated
 from .records import Record
@@ -230,12 +228,9 @@ def score_dataset(dataset: Dataset, config: Config | None = None, *, output: str
                                "field with {} or replace it with {}", "score_column", "overwrite_field")
     with outputs.transaction():
         scores = score_records(dataset.records, config, quiet)
-        out, column = outputs.outputs[0], {score_column: [float(s) for s in scores]}
-        fmt = output_format_of(dataset, output, output_format)
-        if out.kind == "dir" and fmt != "hf":
-            from .formats.sources import write_shards
+        out = outputs.outputs[0]
+        from .formats.sources import write_selection
 
-            write_shards(dataset, range(len(dataset.records)), outputs.temp(out), output_format, add_columns=column)
-        else:
-            formats_write_subset(dataset, range(len(dataset.records)), outputs.temp(out), fmt, add_columns=column)
+        write_selection(dataset, range(len(dataset.records)), outputs.temp(out), out.kind == "dir", output_format,
+                        add_columns={score_column: [float(s) for s in scores]})
     return scores

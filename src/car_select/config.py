@@ -163,19 +163,16 @@ class Config:
         default, is refused rather than ignored."""
         from .selection.apply import STRATEGIES
 
-        def is_num(v) -> bool:
-            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
         if self.strategy not in STRATEGIES:
             raise SettingError(f"{{}} must be {', '.join(STRATEGIES[:-1])} or {STRATEGIES[-1]}, got {self.strategy!r}",
                                "strategy")
-        if not is_num(self.quality_weight) or self.quality_weight < 0:
+        if not _is_number(self.quality_weight) or self.quality_weight < 0:
             raise SettingError(f"{{}} must be a number >= 0, got {self.quality_weight!r}", "quality_weight")
-        if not is_num(self.max_similarity) or not 0.0 < self.max_similarity <= 1.0:
+        if not _is_number(self.max_similarity) or not 0.0 < self.max_similarity <= 1.0:
             raise SettingError(f"{{}} must be a cosine similarity in (0, 1], got {self.max_similarity!r}",
                                "max_similarity")
-        if self.near_duplicates is not None and (not is_num(self.near_duplicates)
+        if self.near_duplicates is not None and (not _is_number(self.near_duplicates)
                                                  or not 0.0 < self.near_duplicates <= 1.0):
             raise SettingError(f"{{}} must be a cosine similarity in (0, 1], got {self.near_duplicates!r}",
                                "near_duplicates")
@@ -189,19 +186,16 @@ class Config:
 
     def _validate_budget(self) -> None:
         """Budget, threshold, score field and comparison settings (issue 12)."""
-        def is_num(v) -> bool:
-            return isinstance(v, (int, float)) and not isinstance(v, bool)
-
         if self.budget is not None and (not isinstance(self.budget, int) or isinstance(self.budget, bool)
                                         or self.budget < 1):
             raise SettingError(f"{{}} must be an integer >= 1 (the records to keep), got {self.budget!r}", "budget")
-        if self.fraction is not None and (not is_num(self.fraction) or not 0.0 < self.fraction <= 1.0):
+        if self.fraction is not None and (not _is_number(self.fraction) or not 0.0 < self.fraction <= 1.0):
             raise SettingError(f"{{}} must be a number in (0, 1], got {self.fraction!r}", "fraction")
         if self.budget is not None and self.fraction is not None:
             raise SettingError("{} and {} are exclusive: give one", "budget", "fraction")
-        if self.min_score is not None and (not is_num(self.min_score) or not math.isfinite(self.min_score)):
+        if self.min_score is not None and not _is_number(self.min_score):
             raise SettingError(f"{{}} must be a finite number, got {self.min_score!r}", "min_score")
-        if self.min_percentile is not None and (not is_num(self.min_percentile)
+        if self.min_percentile is not None and (not _is_number(self.min_percentile)
                                                 or not 0.0 <= self.min_percentile < 100.0):
             raise SettingError(f"{{}} must be a number in [0, 100), got {self.min_percentile!r}", "min_percentile")
         if self.min_score is not None and self.min_percentile is not None:
@@ -237,6 +231,11 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "strategy": (str,), "quality_weight": (float, int), "max_similarity": (float, int),
     "near_duplicates": (float, int, type(None)),
 }
+
+
+def _is_number(value) -> bool:
+    """A finite int or float, not a bool (True is an int to Python, never a setting's number)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def check_device(device: str, field: str = "device") -> None:

@@ -1,8 +1,9 @@
 """The CLI's one map between flags and Config fields (and the API arguments it names), and a run's
 Config from its flags and a TOML file.
 
-To add a flag for a Config field: add `field: "--flag"` to FIELD_FLAGS and declare the argument with
-`dest=field, default=None` (None: not given, so a TOML file's value or the Config default applies).
+To add a flag for a Config field: add `field: "--flag"` to FIELD_FLAGS and declare it with
+`add_field_option(group, field, ...)` (parsed into `field`, None when not given, so a TOML file's value
+or the Config default applies).
 A TOML file (`run --config`) sets Config fields by their field names and the run options in
 RUN_FILE_OPTIONS by their names; flags given on the command line override it.
 """
@@ -16,7 +17,8 @@ from ..config import Config
 from ..errors import CarSelectError
 
 FIELD_FLAGS = {
-    "n1": "--n1", "n2": "--n2", "budget": "--budget", "fraction": "--fraction", "min_score": "--min-score", "min_percentile": "--min-percentile",
+    "n1": "--n1", "n2": "--n2", "budget": "--budget", "fraction": "--fraction", "min_score": "--min-score",
+    "min_percentile": "--min-percentile",
     "score_field": "--score-field", "clusters": "--clusters", "pca_variance": "--pca-variance", "seed": "--seed",
     "kmeans_backend": "--kmeans", "fit_sample": "--fit-sample", "scorer": "--scorer", "embedder": "--embedder",
     "precision": "--precision", "device": "--device", "batch_tokens": "--batch-tokens", "cache_dir": "--cache-dir",
@@ -46,7 +48,7 @@ class Settings:
     def name_of(self, field: str) -> str:
         if field in self.file_fields and field not in self.flags:
             return f"{field} in {self.file}"
-        return FIELD_FLAGS.get(field) or ARGUMENT_FLAGS.get(field) or field
+        return flag_name(field)
 
 
 def flag_name(field: str) -> str:
@@ -100,6 +102,11 @@ def _checked_option(path: str, key: str, value):
     return value
 
 
+def add_field_option(group, field: str, **kwargs) -> None:
+    """The flag FIELD_FLAGS names for Config field `field`, parsed into `field` (None when not given)."""
+    group.add_argument(FIELD_FLAGS[field], dest=field, **kwargs)
+
+
 def formatter(prog):
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
@@ -121,13 +128,13 @@ def add_input_options(p: argparse.ArgumentParser) -> None:
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument(FIELD_FLAGS["scorer"], dest="scorer",
-                   help="scorer directory or official COMET .ckpt (default: the shipped scorer)")
-    g.add_argument(FIELD_FLAGS["embedder"], dest="embedder", help="sentence-transformers model for the clustering "
-                   "embedding: a folder, owner/name or hf://owner/name (default: the scorer's own pass)")
-    g.add_argument(FIELD_FLAGS["precision"], dest="precision", choices=["auto", "bf16", "fp32"])
-    g.add_argument(FIELD_FLAGS["device"], dest="device", help="auto, cpu, cuda")
-    g.add_argument(FIELD_FLAGS["batch_tokens"], dest="batch_tokens", type=int, help="tokens per encoder batch")
-    g.add_argument(FIELD_FLAGS["cache_dir"], dest="cache_dir", help="feature cache folder (default: ~/.cache/car-select)")
-    g.add_argument(FIELD_FLAGS["use_cache"], dest="use_cache", action="store_false", default=None,
-                   help="neither read nor write the feature cache")
+    add_field_option(g, "scorer",
+                     help="scorer directory or official COMET .ckpt (default: the shipped scorer)")
+    add_field_option(g, "embedder", help="sentence-transformers model for the clustering "
+                     "embedding: a folder, owner/name or hf://owner/name (default: the scorer's own pass)")
+    add_field_option(g, "precision", choices=["auto", "bf16", "fp32"])
+    add_field_option(g, "device", help="auto, cpu, cuda")
+    add_field_option(g, "batch_tokens", type=int, help="tokens per encoder batch")
+    add_field_option(g, "cache_dir", help="feature cache folder (default: ~/.cache/car-select)")
+    add_field_option(g, "use_cache", action="store_false", default=None,
+                     help="neither read nor write the feature cache")

@@ -6,7 +6,7 @@ import json
 import textwrap
 
 from ..errors import CarSelectError
-from .options import FIELD_FLAGS, OUTPUT_FORMAT_RULE, Settings, add_input_options, add_model_options, formatter
+from .options import OUTPUT_FORMAT_RULE, Settings, add_field_option, add_input_options, add_model_options, formatter
 
 RUN_EXAMPLE = """\
 example:
@@ -35,43 +35,43 @@ def add_parser(sub):
     run.add_argument("--order", choices=["score", "input"], default="score",
                      help="the selection's order in the output: score (descending; the default) or input")
     g = run.add_argument_group("selection (defaults are the paper's)")
-    g.add_argument(FIELD_FLAGS["n1"], dest="n1", type=int, help="global top records by score (1000)")
-    g.add_argument(FIELD_FLAGS["budget"], dest="budget", type=int, metavar="N",
-                   help="keep exactly N records (N >= 1): the smallest n1 whose top-n1 plus cluster tops reach N; "
-                   "N above the distinct records is an error")
-    g.add_argument(FIELD_FLAGS["fraction"], dest="fraction", type=float, metavar="F",
-                   help="keep round(F x records read) records, as --budget (0 < F <= 1); a count of 0, or above "
-                   "the distinct records, is an error")
-    g.add_argument(FIELD_FLAGS["min_score"], dest="min_score", type=float, metavar="S",
-                   help="keep only records scoring at least S (before the rule)")
-    g.add_argument(FIELD_FLAGS["min_percentile"], dest="min_percentile", type=float, metavar="P",
-                   help="keep only records scoring at least the P-th percentile of this input's scores "
-                   "(0 <= P < 100; 25 drops the bottom quarter): --min-score on the data's own scale")
-    g.add_argument(FIELD_FLAGS["strategy"], dest="strategy", metavar="{car,qd,deita}",
-                   help="car (default): the paper's rule, top n1 plus each cluster's top n2; qd: quality-diversity, "
-                   "greedy coverage of the whole dataset (cosine facility location over a 32-neighbour graph of "
-                   "the clustering's PCA embeddings) plus --quality-weight x score scaled to [0, 1]; deita: best "
-                   "score first, skipping a record whose cosine similarity to a kept one exceeds --max-similarity. "
-                   "qd and deita need --budget or --fraction and take no --n1/--n2")
-    g.add_argument(FIELD_FLAGS["quality_weight"], dest="quality_weight", type=float, metavar="W",
-                   help="qd: what the best score is worth against covering a record's whole neighbourhood "
-                   "(W >= 0; 1.0, chosen on Alpaca; higher: closer to top by score)")
-    g.add_argument(FIELD_FLAGS["max_similarity"], dest="max_similarity", type=float, metavar="T",
-                   help="deita: skip a record whose cosine similarity to a kept one exceeds T (0 < T <= 1; 0.9)")
-    g.add_argument(FIELD_FLAGS["near_duplicates"], dest="near_duplicates", type=float, metavar="T",
-                   help="before selecting, drop records whose cosine similarity to a better-scored kept one is at "
-                   "least T (0 < T <= 1; 0.95 catches lightly edited copies); off by default")
-    g.add_argument(FIELD_FLAGS["score_field"], dest="score_field", metavar="NAME",
-                   help="use this numeric field of every record as its score (no scorer; records are only "
-                   "embedded); a dotted path reaches into nested objects")
-    g.add_argument(FIELD_FLAGS["n2"], dest="n2", type=int, help="top records per cluster (1)")
-    g.add_argument(FIELD_FLAGS["clusters"], dest="clusters", type=int, help="k for k-means (int(sqrt(n/2)))")
-    g.add_argument(FIELD_FLAGS["pca_variance"], dest="pca_variance", type=float,
-                   help="share of variance PCA keeps (0.95)")
-    g.add_argument(FIELD_FLAGS["seed"], dest="seed", type=int, help="random seed (42)")
-    g.add_argument(FIELD_FLAGS["kmeans_backend"], dest="kmeans_backend", choices=["faiss", "sklearn"])
-    g.add_argument(FIELD_FLAGS["fit_sample"], dest="fit_sample", type=int,
-                   help="fit PCA/k-means on at most this many rows")
+    add_field_option(g, "n1", type=int, help="global top records by score (1000)")
+    add_field_option(g, "budget", type=int, metavar="N",
+                     help="keep exactly N records (N >= 1): the smallest n1 whose top-n1 plus cluster tops reach N; "
+                     "N above the distinct records is an error")
+    add_field_option(g, "fraction", type=float, metavar="F",
+                     help="keep round(F x records read) records, as --budget (0 < F <= 1); a count of 0, or above "
+                     "the distinct records, is an error")
+    add_field_option(g, "min_score", type=float, metavar="S",
+                     help="keep only records scoring at least S (before the rule)")
+    add_field_option(g, "min_percentile", type=float, metavar="P",
+                     help="keep only records scoring at least the P-th percentile of this input's scores "
+                     "(0 <= P < 100; 25 drops the bottom quarter): --min-score on the data's own scale")
+    add_field_option(g, "strategy", metavar="{car,qd,deita}",
+                     help="car (default): the paper's rule, top n1 plus each cluster's top n2; qd: quality-diversity, "
+                     "greedy coverage of the whole dataset (cosine facility location over a 32-neighbour graph of "
+                     "the clustering's PCA embeddings) plus --quality-weight x score scaled to [0, 1]; deita: best "
+                     "score first, skipping a record whose cosine similarity to a kept one exceeds --max-similarity. "
+                     "qd and deita need --budget or --fraction and take no --n1/--n2")
+    add_field_option(g, "quality_weight", type=float, metavar="W",
+                     help="qd: what the best score is worth against covering a record's whole neighbourhood "
+                     "(W >= 0; 1.0, chosen on Alpaca; higher: closer to top by score)")
+    add_field_option(g, "max_similarity", type=float, metavar="T",
+                     help="deita: skip a record whose cosine similarity to a kept one exceeds T (0 < T <= 1; 0.9)")
+    add_field_option(g, "near_duplicates", type=float, metavar="T",
+                     help="before selecting, drop records whose cosine similarity to a better-scored kept one is at "
+                     "least T (0 < T <= 1; 0.95 catches lightly edited copies); off by default")
+    add_field_option(g, "score_field", metavar="NAME",
+                     help="use this numeric field of every record as its score (no scorer; records are only "
+                     "embedded); a dotted path reaches into nested objects")
+    add_field_option(g, "n2", type=int, help="top records per cluster (1)")
+    add_field_option(g, "clusters", type=int, help="k for k-means (int(sqrt(n/2)))")
+    add_field_option(g, "pca_variance", type=float,
+                     help="share of variance PCA keeps (0.95)")
+    add_field_option(g, "seed", type=int, help="random seed (42)")
+    add_field_option(g, "kmeans_backend", choices=["faiss", "sklearn"])
+    add_field_option(g, "fit_sample", type=int,
+                     help="fit PCA/k-means on at most this many rows")
     g = run.add_argument_group("reports")
     g.add_argument("--annotated", help="JSONL with index, score, cluster, selected, reason per input record")
     g.add_argument("--report", help="self-contained HTML report")

@@ -125,14 +125,15 @@ def read_sharded(path: str, read_one: Callable[[str], Dataset]) -> Dataset:
 
 
 def write_selection(dataset: Dataset, indices: Sequence[int], target: str, folder: bool,
-                    file_format: str | None = None, rows_per_shard: int = 100_000) -> None:
-    """The selection's one writer, for every executor: a folder of shards when `folder` (and the
-    format is not hf), else one file."""
+                    file_format: str | None = None, rows_per_shard: int = 100_000,
+                    add_columns: Mapping[str, Sequence] | None = None) -> None:
+    """The selection's one writer, for every executor (and `score`, with its score column): a folder of
+    shards when `folder` (and the format is not hf), else one file."""
     fmt = output_format(dataset, target, file_format)
     if folder and fmt != "hf":
-        write_shards(dataset, indices, target, file_format, rows_per_shard)
+        write_shards(dataset, indices, target, file_format, rows_per_shard, add_columns=add_columns)
     else:
-        write_subset(dataset, indices, target, fmt)
+        write_subset(dataset, indices, target, fmt, add_columns=add_columns)
 
 
 def shard_names(n_rows: int, rows_per_shard: int, ext: str) -> list[str]:

@@ -2,7 +2,9 @@
 scoring at least min_score, then the strategy: CaR's rule (n1, or the smallest n1 for a budget), qd
 (quality-diversity greedy) or deita (score first, similarity-filtered), for a budget.
 
-Pure: arrays in, a RuleOutcome out; the caller shows the warnings. User errors raise SettingError (a CarSelectError naming the field).
+Pure: arrays in, a RuleOutcome out; the caller shows the warnings. Settings are checked by Config
+(validate, check_fits) before; the one data-dependent user error, a min_score nothing reaches, raises
+SettingError (a CarSelectError naming the field).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import SettingError
-from .car import car_rule, car_rule_for_budget, cluster_top_count
+from .car import car_rule, car_rule_for_budget
 from .deita import deita_select
 from .near_duplicates import near_duplicates
 from .qd import qd_select
@@ -29,15 +31,10 @@ class RuleOutcome:
     n1: int | None  # the n1 the CaR rule used (with a budget: the smallest that reaches it); None for others
     n2: int | None
     budget: int | None  # the number of records asked for (--budget, or --fraction resolved), else None
-    floor: int | None  # CaR: records the rule keeps at n1 = 0 (the cluster tops among the eligible records)
     eligible: int  # distinct records the strategy chose from (not near-duplicates, scoring at least min_score)
     # per distinct record: the distinct record (position in the arrays given) it is a near-duplicate of, or -1
     near_duplicate_of: np.ndarray | None = None
     warnings: list[str] = field(default_factory=list)
-
-    @property
-    def near_duplicates_dropped(self) -> int:
-        return 0 if self.near_duplicate_of is None else int((self.near_duplicate_of >= 0).sum())
 
 
 def budget_for(budget: int | None, fraction: float | None, n_records: int) -> int | None:
@@ -62,21 +59,15 @@ def apply_rule(scores, clusters, *, n1: int, n2: int, budget: int | None = None,
     index = np.arange(len(scores)) if index is None else np.asarray(index)
     n_distinct = len(scores)
     n_records = n_distinct if n_records is None else n_records
+    # the settings were checked by Config.validate and Config.check_fits: what is left are callers' slips
     if strategy not in STRATEGIES:
-        raise SettingError(f"{{}} must be one of {', '.join(STRATEGIES)}, got {strategy!r}", "strategy")
+        raise ValueError(f"unknown strategy {strategy!r}")
     if (strategy != "car" or near_duplicates_at is not None) and reduced is None:
         raise ValueError("qd, deita and near-duplicates need the reduced embeddings")
     warnings: list[str] = []
     target = budget_for(budget, fraction, n_records)
     if strategy != "car" and target is None:
-        raise SettingError(f"{{}} {strategy} needs {{}} or {{}} (how many records to keep)", "strategy", "budget",
-                           "fraction")
-    # more records than the input holds is an error, asked for as a count or a share (Config.check_fits first)
-    if budget is not None and budget > n_distinct:
-        raise SettingError(f"{{}} {budget:,} is more than the {n_distinct:,} distinct records in the input", "budget")
-    if fraction is not None and target > n_distinct:
-        raise SettingError(f"{{}} {fraction:g} of {n_records:,} records is {target:,}, more than the "
-                           f"{n_distinct:,} distinct records in the input", "fraction")
+        raise ValueError(f"strategy {strategy} needs a budget or a fraction")
     keep = np.ones(n_distinct, dtype=bool) if min_score is None else scores >= min_score
     if min_score is not None and not keep.any():
         best = float(scores.max()) if n_distinct else float("nan")
@@ -94,25 +85,25 @@ def apply_rule(scores, clusters, *, n1: int, n2: int, budget: int | None = None,
                         f"keeping all {eligible:,}")
         target = eligible
 
-    def outcome(picked: SelectionResult, n1_used, n2_used, floor) -> RuleOutcome:
-        return RuleOutcome(picked, strategy, n1_used, n2_used, target, floor, eligible, near_of, warnings)
+    def outcome(picked: SelectionResult, n1_used, n2_used) -> RuleOutcome:
+        return RuleOutcome(picked, strategy, n1_used, n2_used, target, eligible, near_of, warnings)
 
     if strategy == "qd":
         return outcome(qd_select(s, reduced, target, quality_weight, candidates=np.flatnonzero(keep), index=ix,
-                                 clusters=clusters), None, None, None)
+                                 clusters=clusters), None, None)
     if strategy == "deita":
         picked = deita_select(s, reduced, target, max_similarity, candidates=np.flatnonzero(keep), index=ix)
         if len(picked.indices) < target:
             warnings.append(f"--strategy deita kept {len(picked.indices):,} of the budget of {target:,}: every other "
                             f"record has a cosine similarity above --max-similarity {max_similarity:g} to a kept one")
-        return outcome(picked, None, None, None)
+        return outcome(picked, None, None)
     if target is not None:
         b = car_rule_for_budget(s, c, target, n2, index=ix)
         if b.below_floor:
             warnings.append(f"budget {target:,} is below the {b.floor:,} cluster tops (k x n2): keeping the "
                             f"{target:,} best cluster tops, so some clusters have no record")
-        return outcome(b, b.n1, n2, b.floor)
+        return outcome(b, b.n1, n2)
     if n1 >= eligible and eligible > 0:
         warnings.append(f"--n1 {n1:,} is not below the {eligible:,} {distinct}{above}: every one is kept "
                         f"(use --budget N or --fraction F to keep a share)")
-    return outcome(car_rule(s, c, n1, n2, index=ix), n1, n2, cluster_top_count(c, n2))
+    return outcome(car_rule(s, c, n1, n2, index=ix), n1, n2)

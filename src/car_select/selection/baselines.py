@@ -35,6 +35,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..records import Record
+from .result import rank_order
 
 # Query rows per faiss search: bounds the (rows x 1) result and the normalised copy of a block.
 _SEARCH_ROWS = 16_384
@@ -160,11 +161,6 @@ def subset_stats(chosen: np.ndarray, scores: np.ndarray, clusters: np.ndarray, r
     return out
 
 
-def top_by(values: np.ndarray, size: int) -> np.ndarray:
-    """Positions of the `size` largest values (ties: the earlier position first)."""
-    return np.argsort(-np.asarray(values, dtype=np.float64), kind="stable")[:size]
-
-
 def _rounded(d: dict) -> dict:
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}
 
@@ -181,7 +177,7 @@ def compare_with_random(scores: np.ndarray, clusters: np.ndarray, reduced: np.nd
     keys = list(selected)
     mean = {k: float(np.mean([r[k] for r in runs])) for k in keys}
     std = {k: float(np.std([r[k] for r in runs])) for k in keys}
-    naive = {"top_score": top_by(scores, m), "longest_output": top_by(words, m)}
+    naive = {"top_score": rank_order(scores)[:m], "longest_output": rank_order(words)[:m]}
     return {"size": int(m), "records": int(n), "random_seeds": [seed + i for i in range(seeds)],
             "selected": _rounded(selected), "random_mean": _rounded(mean), "random_std": _rounded(std),
             "random_runs": [_rounded(r) for r in runs],
