@@ -1,0 +1,114 @@
+"""Decontamination (`--decontaminate`): records that hold an evaluation prompt are never selected.
+
+A record is contaminated by a test prompt when one of its user texts (the instruction, the
+instruction with its input, or any user turn of a conversation)
+1. equals the prompt after normalisation (lowercase, punctuation removed, whitespace collapsed);
+2. shares an NGRAM-word sequence with it after the same normalisation (13 words: the test of the GPT-3
+   and Llama 2 contamination studies, also what Tulu's decontamination scripts use);
+3. or is an embedding near-duplicate: the record's embedding and the prompt's (rendered as a record
+   with no response) have cosine similarity at least EMBEDDING_THRESHOLD in the run's PCA-reduced space.
+The first test that fires is the record's `how`. The threshold was chosen on data
+(benchmarks/targeting.py, docs/targeting.md): MT-Bench questions with an unrelated response injected
+into Alpaca against the Alpaca records' own similarity to those questions.
+
+Pure: texts and arrays in, arrays out.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+
+import numpy as np
+
+from .knn import unit_rows
+
+CONTAMINATED = "contaminated"
+NGRAM = 13
+EMBEDDING_THRESHOLD = 0.9
+HOW = ("exact", "ngram", "embedding")
+
+_SPACE = re.compile(r"\s+")
+
+
+def normalise(text: str) -> str:
+    """Lowercase, punctuation and symbols dropped (Unicode categories P* and S*), whitespace collapsed."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    kept = "".join(" " if unicodedata.category(ch)[0] in "PS" else ch for ch in text)
+    return _SPACE.sub(" ", kept).strip()
+
+
+def ngrams(words: Sequence[str], n: int = NGRAM) -> set[tuple[str, ...]]:
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+class TestPrompts:
+    """The test prompts' normalised texts and n-grams, for looking records up against."""
+
+    def __init__(self, prompts: Sequence[Sequence[str]], n: int = NGRAM):
+        """`prompts`: per test example, its user texts (one for a question, one per turn for MT-Bench)."""
+        self.n = n
+        self.exact: dict[str, int] = {}
+        self.grams: dict[tuple[str, ...], int] = {}
+        for k, texts in enumerate(prompts):
+            for text in texts:
+                norm = normalise(text)
+                if norm:
+                    self.exact.setdefault(norm, k)
+                for gram in ngrams(norm.split(), n):
+                    self.grams.setdefault(gram, k)
+
+    def match(self, texts: Sequence[str]) -> tuple[int, str | None]:
+        """(the first test example one of `texts` matches, "exact" or "ngram"), or (-1, None)."""
+        norms = [normalise(t) for t in texts]
+        for norm in norms:
+            k = self.exact.get(norm)
+            if k is not None and norm:
+                return k, "exact"
+        for norm in norms:
+            words = norm.split()
+            for i in range(len(words) - self.n + 1):
+                k = self.grams.get(tuple(words[i:i + self.n]))
+                if k is not None:
+                    return k, "ngram"
+        return -1, None
+
+
+def find_contaminated(record_texts: Sequence[Sequence[str]], prompts: Sequence[Sequence[str]],
+                      reduced: np.ndarray | None = None, prompt_reduced: np.ndarray | None = None,
+                      threshold: float | None = EMBEDDING_THRESHOLD, n: int = NGRAM
+                      ) -> tuple[np.ndarray, list[str | None]]:
+    """Per record: (the test example that contaminates it, or -1; how: "exact", "ngram", "embedding"
+    or None). `record_texts` holds each record's user texts; `reduced` and `prompt_reduced` (one row per
+    record and per test example) enable the embedding test (threshold None: off)."""
+    tests = TestPrompts(prompts, n)
+    by = np.full(len(record_texts), -1, dtype=np.int64)
+    how: list[str | None] = [None] * len(record_texts)
+    for i, texts in enumerate(record_texts):
+        k, kind = tests.match(texts)
+        if k >= 0:
+            by[i], how[i] = k, kind
+    if threshold is not None and reduced is not None and prompt_reduced is not None and len(prompt_reduced):
+        import faiss
+
+        index = faiss.IndexFlatIP(prompt_reduced.shape[1])
+        index.add(unit_rows(prompt_reduced))
+        open_ = np.flatnonzero(by < 0)
+        if len(open_):
+            sims, nearest = index.search(unit_rows(reduced[open_]), 1)
+            hit = sims[:, 0] >= threshold
+            by[open_[hit]] = nearest[hit, 0]
+            for i in open_[hit]:
+                how[i] = "embedding"
+    return by, how
+
+
+def user_texts(exchanges: Sequence[tuple[str, str, str]]) -> list[str]:
+    """A record's user texts from its (user, input, assistant) exchanges: each user turn, and the final
+    one with its input appended where it has one."""
+    texts = [u for u, _, _ in exchanges]
+    for u, inp, _ in exchanges:
+        if inp and inp.strip():
+            texts.append(f"{u}\n{inp}")
+    return texts
