@@ -90,3 +90,25 @@ def first_record_with(dataset: Dataset, name: str) -> int | None:
         table = dataset._table  # None where an executor holds the rows: nothing to check here
         return 0 if table is not None and name in table.column_names and len(dataset.records) else None
     return next((i for i, row in enumerate(rows) if isinstance(row, dict) and name in row), None)
+
+
+def read_value_field(dataset: Dataset, name: str, what: str = "balance field") -> list:
+    """Field `name` of every record (a dotted path reaches into nested objects and lists, as --fields
+    does); CarSelectError naming the file, record and field on the first record without it."""
+    from .formats.schemas import _MISSING as NONE, _lookup as lookup_path
+
+    rows = getattr(dataset, "_rows", None)
+    if rows is None:
+        table = dataset._table
+        top = name if name in table.column_names else name.split(".")[0]
+        if top not in table.column_names:
+            raise CarSelectError(f'{dataset.path}: record 0: {what} "{name}" is missing (columns: '
+                                 f'{", ".join(table.column_names)})')
+        rows = [{top: v} for v in table.column(top).to_pylist()]
+    out = []
+    for i, row in enumerate(rows):
+        value = lookup_path(row, name) if isinstance(row, dict) else NONE
+        if value is NONE or value is None:
+            raise CarSelectError(f'{dataset.path}: record {i}: {what} "{name}" is missing')
+        out.append(value)
+    return out
