@@ -73,6 +73,9 @@ class Config:
     use_cache: bool = True
     # --- multi-turn: how per-turn scores become one conversation score ---
     turn_aggregate: str = "mean"
+    # Records with a broken exchange (an empty reply, a role marker leaked into one: selection/turn_checks.py)
+    # are dropped before the strategy chooses (reason "broken_turn"); True keeps them eligible, still flagged.
+    keep_broken_turns: bool = False
 
     def validate(self) -> "Config":
         """Raise a one-line SettingError, naming the field, for any bad setting (a front end such as
@@ -226,7 +229,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "n1": (int,), "n2": (int,), "clusters": (int, type(None)), "pca_variance": (float, int), "seed": (int,),
     "kmeans_backend": (str,), "kmeans_n_init": (int,), "fit_sample": (int,), "scorer": (str, type(None)),
     "embedder": (str, type(None)), "max_length": (int,), "batch_tokens": (int,), "precision": (str,),
-    "device": (str,), "cache_dir": (str, type(None)), "use_cache": (bool,), "turn_aggregate": (str,),
+    "device": (str,), "cache_dir": (str, type(None)), "use_cache": (bool,), "turn_aggregate": (str,), "keep_broken_turns": (bool,),
     "fast_encoder": (bool,), "cpu_batch_tokens": (int,), "encode_workers": (int, type(None)),
     "strategy": (str,), "quality_weight": (float, int), "max_similarity": (float, int),
     "near_duplicates": (float, int, type(None)),

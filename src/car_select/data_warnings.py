@@ -37,5 +37,12 @@ def selection_warnings(records: Sequence[Record], unique: np.ndarray, scores_u: 
         source = "the given scores" if given_scores else "the scorer"
         warnings.append(f"{len(empty):,} distinct records have an empty or whitespace-only response; {source} "
                         f"put them at a median percentile of {percentile:.0f} (0 = lowest) and {kept:,} of them "
-                        "are in the selection")
+                        f"are in the selection ({_first_ids(unique[empty])})")
     return warnings, int(len(empty))
+
+
+def _first_ids(positions: np.ndarray, shown: int = 5) -> str:
+    """"record 3" / "records 3, 17, 42, 50, 61 and 12 more": input positions (the annotated rows' index)."""
+    ids = ", ".join(str(int(i)) for i in positions[:shown])
+    more = f" and {len(positions) - shown:,} more" if len(positions) > shown else ""
+    return f"record{'s' if len(positions) > 1 else ''} {ids}{more}"

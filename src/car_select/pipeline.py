@@ -52,6 +52,9 @@ class Selection:
     # (Config.near_duplicates; None when off). Exact copies keep duplicate_of, their first copy's value here.
     near_duplicate_of: np.ndarray | None = None
     empty_responses: int = 0  # distinct records whose response (in any exchange) is empty or whitespace
+    # (n,) per input record: selection.turn_checks flags of its broken exchanges ([] where intact)
+    turn_flags: list | None = None
+    broken_turns_dropped: bool = True  # Config.keep_broken_turns False: flagged records were not eligible
     against_random: dict | None = None  # selection.baselines.compare_with_random: beside same-size baselines
     languages: dict | None = None  # languages.language_summary: detected languages, scorer's, warning
     record_languages: list | None = None  # per input record, when every distinct record was detected
@@ -95,6 +98,10 @@ class Selection:
                 row["reason"], row["duplicate_of"] = "duplicate", int(self.duplicate_of[i])
             elif self.near_duplicate_of is not None and self.near_duplicate_of[i] >= 0:
                 row["reason"], row["duplicate_of"] = "near_duplicate", int(self.near_duplicate_of[i])
+            if self.turn_flags is not None and self.turn_flags[i]:
+                row["flags"] = self.turn_flags[i]
+                if self.broken_turns_dropped and self.duplicate_of[i] < 0:
+                    row["reason"] = "broken_turn"
             if self.record_languages is not None:
                 row["language"] = self.record_languages[i]
             yield row
@@ -103,6 +110,15 @@ class Selection:
         """selected_<reason>: CaR's two always (0 included, as before), another strategy's own."""
         reasons = ("top_n1", "cluster_top") if self.strategy == "car" else sorted(set(self.reasons))
         return {f"selected_{r}": self.reasons.count(r) for r in reasons}
+
+    def _broken_turn_counts(self) -> dict[str, int]:
+        """broken_turns: distinct records with a flagged exchange; dropped or kept eligible (keep_broken_turns)."""
+        if not self.turn_flags:
+            return {}
+        n = sum(1 for i in self.unique.tolist() if self.turn_flags[i])
+        if not n:
+            return {}
+        return {"broken_turns_dropped" if self.broken_turns_dropped else "broken_turns_kept_eligible": n}
 
     def summary(self) -> dict:
         covered = len(np.unique(self.clusters[self.indices])) if len(self.indices) else 0
@@ -123,6 +139,7 @@ class Selection:
             **self._reason_counts(),
             "clusters_covered": covered,
             **({"empty_responses": self.empty_responses} if self.empty_responses else {}),
+            **self._broken_turn_counts(),
             "cache_hits": self.cache_hits,
             "encoder_passes": self.encoder_passes,
             **({"against_random": self.against_random} if self.against_random else {}),
@@ -210,10 +227,24 @@ def select_validated(records: Sequence[Record], config: Config, *, scorer: Score
     min_score = config.min_score
     if config.min_percentile is not None:  # the threshold on this data's own scale
         min_score = float(np.percentile(scores_u, config.min_percentile))
-    rule = apply_rule(scores_u, labels_u, n1=config.n1, n2=config.n2, budget=config.budget,
-                      fraction=config.fraction, min_score=min_score, n_records=len(records), index=unique,
-                      strategy=config.strategy, reduced=reduced, quality_weight=config.quality_weight,
-                      max_similarity=config.max_similarity, near_duplicates_at=config.near_duplicates)
+    from .selection.turn_checks import broken_turn_flags
+
+    flags_u = broken_turn_flags([records[i] for i in unique])
+    # records with a broken exchange are not eligible (their own reason), unless the user keeps them
+    eligible_u = np.array([config.keep_broken_turns or not f for f in flags_u], dtype=bool)
+    if not eligible_u.any():
+        raise CarSelectError(f"every one of the {len(unique):,} distinct records has a broken exchange (an empty "
+                             "reply or a leaked role marker): nothing to select; keep_broken_turns keeps them")
+    pos = np.flatnonzero(eligible_u)
+    rule = apply_rule(scores_u[pos], labels_u[pos], n1=config.n1, n2=config.n2, budget=config.budget,
+                      fraction=config.fraction, min_score=min_score, n_records=len(records), index=unique[pos],
+                      strategy=config.strategy, reduced=None if reduced is None else reduced[pos],
+                      quality_weight=config.quality_weight, max_similarity=config.max_similarity,
+                      near_duplicates_at=config.near_duplicates)
+    if rule.near_duplicate_of is not None and len(pos) < len(unique):  # eligible positions -> distinct ones
+        near_all = np.full(len(unique), -1, dtype=np.int64)
+        near_all[pos] = np.where(rule.near_duplicate_of >= 0, pos[np.maximum(rule.near_duplicate_of, 0)], -1)
+        rule.near_duplicate_of = near_all
     for message in rule.warnings:
         warnings.warn(message, CarSelectWarning, stacklevel=2)
     chosen = rule.selection
@@ -267,4 +298,5 @@ def select_validated(records: Sequence[Record], config: Config, *, scorer: Score
         eligible=rule.eligible, warnings=rule.warnings, near_duplicate_of=near_duplicate_of,
         empty_responses=empty_responses, against_random=against_random, languages=languages,
         record_languages=record_languages,
+        turn_flags=[flags_u[i] for i in position[source]], broken_turns_dropped=not config.keep_broken_turns,
     )

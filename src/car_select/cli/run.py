@@ -64,6 +64,9 @@ def add_parser(sub):
     add_field_option(g, "score_field", metavar="NAME",
                      help="use this numeric field of every record as its score (no scorer; records are only "
                      "embedded); a dotted path reaches into nested objects")
+    add_field_option(g, "keep_broken_turns", action="store_true", default=None,
+                     help="keep records with a broken exchange (an empty reply, a leaked role marker such as "
+                     "'Human:') eligible; by default they are dropped (reason broken_turn) and flagged")
     add_field_option(g, "n2", type=int, help="top records per cluster (1)")
     add_field_option(g, "clusters", type=int, help="k for k-means (int(sqrt(n/2)))")
     add_field_option(g, "pca_variance", type=float,
