@@ -1,6 +1,6 @@
 """Command-line interface: argument parsing and error messages only; the work is in the Python API.
 
-One module per subcommand (run, score, train_scorer, eval_scorer, cache); `options` maps flags to
+One module per subcommand (run, score, rate, train_scorer, eval_scorer, cache); `options` maps flags to
 Config fields. Every mistake a user can make ends as one line on stderr and exit status 2
 (CarSelectError); anything else is a bug and keeps its traceback.
 """
@@ -12,11 +12,12 @@ import os
 import sys
 
 from ..errors import CarSelectError, SettingError
-from . import cache, eval_scorer, run, score, train_scorer
+from . import cache, eval_scorer, rate, run, score, train_scorer
 from .options import Settings, flag_name, formatter, read_config_file
 
 PROG = "car-select"
-COMMANDS = {"run": run, "score": score, "train-scorer": train_scorer, "eval-scorer": eval_scorer, "cache": cache}
+COMMANDS = {"run": run, "score": score, "rate": rate, "train-scorer": train_scorer, "eval-scorer": eval_scorer,
+            "cache": cache}
 
 
 class Parser(argparse.ArgumentParser):

@@ -28,7 +28,9 @@ FIELD_FLAGS = {
 }
 # API arguments (not Config fields) that errors name: api.run / api.score_dataset / formats
 ARGUMENT_FLAGS = {"output_format": "--output-format", "score_column": "--score-column",
-                  "overwrite_field": "--overwrite-field", "order": "--order"}
+                  "overwrite_field": "--overwrite-field", "order": "--order",
+                  "api_key_env": "--api-key-env", "rating_field": "--rating-field", "sample": "--sample",
+                  "concurrency": "--concurrency"}
 
 # run options besides Config fields that a TOML file may set: name -> type, or the allowed values
 RUN_FILE_OPTIONS: dict[str, type | tuple[str, ...]] = {
