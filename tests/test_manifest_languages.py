@@ -108,3 +108,35 @@ def test_input_sha256_of_a_folder(tmp_path):
     first = input_sha256(tmp_path)
     (tmp_path / "sub" / "b").write_text("z")
     assert first and input_sha256(tmp_path) != first and input_sha256("hf://owner/name") is None
+
+
+def test_detection_needs_enough_text_and_confidence():
+    """Issue 33: "pcm" in English sets, "vo" in a Chinese one, "uz" for a one-line file: short or unsure
+    texts are "und" (undetermined) instead of the detector's best guess."""
+    from car_select.languages import MIN_CHARS, MIN_CONFIDENCE, _classify
+
+    short = "Hi there"
+    assert len(short) < MIN_CHARS and detect([short]) == ["und"]
+    # long enough, but the detector spreads its probability: no language is reported for it
+    unsure = "ok ok 123 456 789 ok ok 123 456 789"
+    code, probability = _classify(unsure)
+    assert probability < MIN_CONFIDENCE and detect([unsure]) == ["und"]
+    assert detect(["Name three primary colors and explain how they mix into secondary colors."]) == ["en"]
+
+
+def test_undetermined_records_never_warn_about_the_scorers_languages():
+    records = [Record("Hi", "Hello!")] * 3 + [Record(ZH[0], ZH[1])]
+    out, _ = language_summary(records, np.arange(4), np.full(4, -1), None, 0, ["en"])
+    assert out["counts"] == {"und": 3, "zh": 1} and out["warning"] is None
+    out, _ = language_summary(records[3:], np.arange(1), np.full(1, -1), None, 0, ["en"])
+    assert out["warning"].startswith("1 of 1 record (100%) is not in the scorer's languages")
+
+
+def test_annotated_languages_for_every_record_or_for_none():
+    """language_sample None detects every record and annotates each; a sample annotates none, even when the
+    input is smaller than the sample (so a row's keys do not depend on the input's size)."""
+    records = make_records(12)
+    _, per_record = language_summary(records, np.arange(12), np.full(12, -1), 500, 0, ["en"])
+    assert per_record is None
+    _, per_record = language_summary(records, np.arange(12), np.full(12, -1), None, 0, ["en"])
+    assert len(per_record) == 12

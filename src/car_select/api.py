@@ -34,12 +34,13 @@ def write_annotated(selection: Selection, path: str) -> None:
 def report_data(dataset: Dataset, selection: Selection, summary: dict):
     """The report's inputs, for unique records only (duplicates are not separate points)."""
     from .report import ReportData
+    from .report.data import record_example
 
     u = selection.unique
     reasons = selection.reason_per_record()
     return ReportData(
         scores=selection.scores[u], clusters=selection.clusters[u], selected=selection.selected_mask()[u],
-        reasons=[reasons[i] for i in u], instructions=[dataset.records[i].instruction for i in u],
+        reasons=[reasons[i] for i in u], instructions=[record_example(dataset.records[i]) for i in u],
         reduced=selection.reduced, summary=summary,
     )
 
@@ -147,9 +148,12 @@ def run(dataset: Dataset | str, config: Config | None = None, *, output: str | N
         selection = select_validated(dataset.records, config, progress=progress, scores=given_scores(dataset, config),
                            executor=executor)
         selection.stage_seconds = {"read": read_seconds, **selection.stage_seconds}
+        if selection.scored is not None:
+            selection.scored["schema"] = dataset.schema
         from .manifest import build_manifest
 
-        selection.manifest = build_manifest(config, dataset.path, len(dataset.records), selection.indices)
+        selection.manifest = build_manifest(config, dataset.path, len(dataset.records), selection.indices,
+                                            scored=selection.scored)
         written: dict[str, str] = {}
         t = time.perf_counter()
         if "output" in by_label:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .records import Record
+from .wording import count, plural
 
 MOST_OF_THE_DATA = 0.5  # warn when a selection keeps more than this share of the distinct records
 
@@ -19,13 +20,38 @@ def empty_response_rows(records: Sequence[Record]) -> np.ndarray:
                     dtype=np.int64)
 
 
+def top_by_score_warning(reasons: Sequence[str], n1: int | None, n_distinct: int, strategy: str = "car",
+                         budget: int | None = None) -> str | None:
+    """The paper's rule on small data: with n1 = 1,000 of a few thousand records every cluster's best is
+    already among the top n1, so the cluster tops add nothing and the selection is the top by score
+    alone (Dolly's 3k: 1,000 top-n1 + 0 cluster tops). One warning when a plain n1 run's cluster tops add
+    nothing, or n1 is most of the data; None otherwise (a budget chooses n1, so it does not apply)."""
+    if strategy != "car" or budget is not None or n1 is None or not n_distinct:
+        return None
+    tops, added = reasons.count("top_n1"), reasons.count("cluster_top")
+    if tops < n1:  # n1 took every eligible record: apply_rule says that every one is kept
+        return None
+    if added and n1 <= MOST_OF_THE_DATA * n_distinct:
+        return None
+    kept = len(reasons)
+    share = f"{kept:,} of the {n_distinct:,} distinct records, {kept / n_distinct:.0%}"
+    what = (f"the top {tops:,} by score alone: every cluster's top is already among them" if not added else
+            f"mostly the top {tops:,} by score: n1 {n1:,} is most of the data, and the cluster tops add only "
+            f"{count(added, 'record')}")
+    return (f"the selection is {what} (it keeps {share}); for a subset that "
+            "also covers the data, ask for fewer records with --budget N (the rule then takes a smaller n1) or "
+            "use --strategy qd --budget N")
+
+
 def selection_warnings(records: Sequence[Record], unique: np.ndarray, scores_u: np.ndarray,
-                       chosen: np.ndarray, given_scores: bool) -> tuple[list[str], int]:
+                       chosen: np.ndarray, given_scores: bool, top_by_score: bool = False) -> tuple[list[str], int]:
     """(warnings, count of distinct records with an empty response). `unique`: input positions of the
-    distinct records; `scores_u`: their scores; `chosen`: the selected input positions."""
+    distinct records; `scores_u`: their scores; `chosen`: the selected input positions; `top_by_score`:
+    top_by_score_warning warned already (it says how much of the data is kept)."""
     warnings = []
     n = len(unique)
-    if n and len(chosen) > MOST_OF_THE_DATA * n:
+    # not when top_by_score_warning said it, nor for a selection of everything (apply_rule said that)
+    if n and MOST_OF_THE_DATA * n < len(chosen) < n and not top_by_score:
         warnings.append(f"the selection keeps {len(chosen):,} of the {n:,} distinct records ({len(chosen) / n:.0%}): "
                         "that is most of the data, not a subset; ask for fewer with --budget N or --fraction F")
     empty = empty_response_rows([records[i] for i in unique])
@@ -35,9 +61,10 @@ def selection_warnings(records: Sequence[Record], unique: np.ndarray, scores_u: 
         percentile = 100.0 * np.median(order[empty]) / max(1, n - 1)
         kept = int(np.isin(unique[empty], chosen).sum())
         source = "the given scores" if given_scores else "the scorer"
-        warnings.append(f"{len(empty):,} distinct records have an empty or whitespace-only response; {source} "
-                        f"put them at a median percentile of {percentile:.0f} (0 = lowest) and {kept:,} of them "
-                        f"are in the selection ({_first_ids(unique[empty])})")
+        warnings.append(f"{count(len(empty), 'distinct record')} {plural(len(empty), 'has')} an empty or "
+                        f"whitespace-only response; {source} put {plural(len(empty), 'it', 'them')} at a median "
+                        f"percentile of {percentile:.0f} (0 = lowest) and {kept:,} of them {plural(kept, 'is')} in "
+                        f"the selection ({_first_ids(unique[empty])})")
     return warnings, int(len(empty))
 
 

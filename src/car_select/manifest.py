@@ -1,7 +1,8 @@
 """The run manifest: what it takes to reproduce and audit a selection.
 
 It records the package version, the scorer's and the embedder's fingerprints (content hashes of their
-files), every Config value, the input's SHA-256 and the seed, with the versions of the libraries that
+files), what was scored (the input's schema, one text per exchange, the aggregation, the scorer's token
+window and how many texts filled it), every Config value, the input's SHA-256 and the seed, with the versions of the libraries that
 shape the numbers and a hash of the selected indices. It goes into the `--json` summary, the report,
 and a sidecar next to the annotated file (`ANNOTATED.manifest.json`).
 """
@@ -80,7 +81,9 @@ def embedder_identity(config: Config) -> dict:
 
 
 def build_manifest(config: Config, input_path: str | os.PathLike | None, records_read: int,
-                   selected: np.ndarray) -> dict:
+                   selected: np.ndarray, scored: dict | None = None) -> dict:
+    """`scored`: scored.describe's block (the input's schema, texts per record, the aggregation, the
+    scorer's token window and how many texts filled it), so that the manifest says what the scores are of."""
     selected = np.asarray(selected, dtype=np.int64)
     return {
         "format": FORMAT,
@@ -93,6 +96,7 @@ def build_manifest(config: Config, input_path: str | os.PathLike | None, records
         "config": {k: v for k, v in dataclasses.asdict(config).items()},
         "scorer": scorer_identity(config),
         "embedder": embedder_identity(config),
+        **({"scored": scored} if scored is not None else {}),
         "selected": {"count": int(len(selected)),
                      "indices_sha256": hashlib.sha256(json.dumps(selected.tolist()).encode()).hexdigest()},
         "environment": {"python": platform.python_version(), "platform": platform.platform(),

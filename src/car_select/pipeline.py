@@ -59,6 +59,8 @@ class Selection:
     languages: dict | None = None  # languages.language_summary: detected languages, scorer's, warning
     record_languages: list | None = None  # per input record, when every distinct record was detected
     manifest: dict | None = None  # manifest.build_manifest, set by api.run (it knows the input file)
+    # scored.describe: the schema (set by api.run), texts per record, aggregation, window, texts cut
+    scored: dict | None = None
 
     @property
     def n_records(self) -> int:
@@ -140,6 +142,7 @@ class Selection:
             "clusters_covered": covered,
             **({"empty_responses": self.empty_responses} if self.empty_responses else {}),
             **self._broken_turn_counts(),
+            **({"scored": self.scored} if self.scored else {}),
             "cache_hits": self.cache_hits,
             "encoder_passes": self.encoder_passes,
             **({"against_random": self.against_random} if self.against_random else {}),
@@ -216,6 +219,9 @@ def select_validated(records: Sequence[Record], config: Config, *, scorer: Score
     if scores is not None:  # given scores replace the scorer's (its pass gave the embedding)
         scores_u = scores[unique].astype(np.float32)
     seconds["score_embed"] = time.perf_counter() - t
+    from .scored import describe, scorer_window
+
+    scored = describe([records[i] for i in unique], config, scorer_window(config, scorer), feats.texts_cut)
 
     t = time.perf_counter()
     estimator = ClusterEstimator(config)
@@ -248,9 +254,12 @@ def select_validated(records: Sequence[Record], config: Config, *, scorer: Score
     for message in rule.warnings:
         warnings.warn(message, CarSelectWarning, stacklevel=2)
     chosen = rule.selection
-    from .data_warnings import selection_warnings
+    from .data_warnings import selection_warnings, top_by_score_warning
 
-    data_warnings, empty_responses = selection_warnings(records, unique, scores_u, chosen.indices, scores is not None)
+    top_only = top_by_score_warning(chosen.reasons, rule.n1, len(unique), rule.strategy, rule.budget)
+    data_warnings, empty_responses = selection_warnings(records, unique, scores_u, chosen.indices, scores is not None,
+                                                        top_by_score=top_only is not None)
+    data_warnings = [top_only] * (top_only is not None) + data_warnings
     for message in data_warnings:
         warnings.warn(message, CarSelectWarning, stacklevel=2)
     rule.warnings.extend(data_warnings)
@@ -297,6 +306,6 @@ def select_validated(records: Sequence[Record], config: Config, *, scorer: Score
         min_percentile=config.min_percentile,
         eligible=rule.eligible, warnings=rule.warnings, near_duplicate_of=near_duplicate_of,
         empty_responses=empty_responses, against_random=against_random, languages=languages,
-        record_languages=record_languages,
+        record_languages=record_languages, scored=scored,
         turn_flags=[flags_u[i] for i in position[source]], broken_turns_dropped=not config.keep_broken_turns,
     )

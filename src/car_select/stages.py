@@ -45,6 +45,8 @@ class Features:
     embeddings: np.ndarray | HeldEmbeddings
     cache_hits: int = 0
     passes: int = 1
+    # texts (exchanges) that filled the scorer's token window, so were cut (scored.py); None: not counted
+    texts_cut: int | None = None
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,17 @@ class Featurize:
         scores, emb = aggregate(segments.owner, len(records), feats["scores"], feats["embeddings"],
                                 feats["counts"], self.config.turn_aggregate)
         return Features(scores.astype(np.float32), np.ascontiguousarray(emb, dtype=np.float32), hits,
-                        extractor.passes)
+                        extractor.passes, self._texts_cut(extractor, feats["counts"]))
+
+    def _texts_cut(self, extractor, counts: np.ndarray) -> int | None:
+        """Texts whose token count fills the scorer's window; counted only where the scorer's own pass
+        gave the counts (with a separate embedder they are the embedder's)."""
+        from .scored import scorer_window
+
+        window = scorer_window(self.config, self._scorer)
+        if window is None or extractor.passes != 1:
+            return None
+        return int((np.asarray(counts) >= window["tokens"]).sum())
 
     def texts(self, records: Sequence[Record]) -> int:
         """How many encoder texts (exchanges) the records hold: the progress bar's total."""

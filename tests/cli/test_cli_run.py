@@ -51,6 +51,13 @@ def test_demo_run_json_in_json_out_and_report(tmp_path):
     records = json.loads(DEMO.read_text())
     check_output_matches(records, json.loads(out.read_text()), annotated_rows(ann))
     assert report.read_text().startswith("<!DOCTYPE html>")
+    # issue 33: the summary names every output written and says what was scored
+    written = next(line for line in res.stdout.splitlines() if line.startswith("written"))
+    assert written.split(None, 1)[1] == f"{out}, {ann}, {ann}.manifest.json, {report}"
+    scored = next(line for line in res.stdout.splitlines() if line.startswith("scored"))
+    assert f"{len(records):,} texts, one per distinct alpaca record" in scored
+    assert any(line.startswith("window") and "256 tokens per text" in line for line in res.stdout.splitlines())
+    assert "<th>scored</th>" in report.read_text()
 
 
 def test_jsonl_in_jsonl_out_with_toml_config(tmp_path):

@@ -118,3 +118,15 @@ def test_unreadable_file(tmp_path):
     src.chmod(0)
     with pytest.raises(CarSelectError, match="cannot read"):
         read_dataset(src)
+
+
+def test_jsonl_blank_lines_are_skipped_and_errors_keep_the_files_line_numbers(tmp_path):
+    """docs/formats.md: blank (empty or whitespace-only) JSONL lines are skipped wherever they are (issue 33),
+    and an error after them still names the line as the file numbers it."""
+    good = json.dumps({"instruction": "a", "output": "b"})
+    src = tmp_path / "blanks.jsonl"
+    src.write_text(f"\n{good}\n  \t\n\n{good}\n \n")
+    assert len(read_dataset(str(src)).records) == 2
+    src.write_text(f"\n{good}\n  \n" + json.dumps({"instruction": "c"}) + "\n\n")
+    with pytest.raises(CarSelectError, match=r"line 4, record 1: missing field \"output\""):
+        read_dataset(str(src))

@@ -289,3 +289,33 @@ def test_browser_screenshot(loaded, tmp_path):
     out = loaded.screenshot(tmp_path / "report.png")
     blob = out.read_bytes()
     assert blob.startswith(b"\x89PNG\r\n\x1a\n") and len(blob) > 20000
+
+
+def test_a_conversation_is_shown_in_context_and_the_scored_texts_are_named():
+    """Issue 33: a cluster's example was a last user message alone ("That sounds cool."); the report now shows
+    the conversation's earlier turns with it, and says what was scored."""
+    from car_select import Config, Record
+    from car_select.report.data import record_example
+    from car_select.report.html import EXAMPLE_CHARS, _truncate, build_html
+    from car_select.scored import describe, describe_lines
+    from synthetic_report import make_data
+
+    chat = Record("That sounds cool.", "It is!", history=(("I am planning a week in Kyoto in April. " * 8,
+                                                           "Go to the Philosopher's Path for the cherry blossoms."),))
+    example = record_example(chat)
+    assert example.startswith("user: I am planning a week in Kyoto") and example.endswith("user: That sounds cool.")
+    assert "assistant: Go to the Philosopher's Path" in example
+    assert record_example(Record("Name a colour.", "Red")) == "Name a colour."
+    shown = _truncate(example, EXAMPLE_CHARS)  # a long conversation keeps its opening and its last turn
+    assert len(shown) <= EXAMPLE_CHARS and shown.startswith("user: I am planning") and shown.endswith("That sounds cool.")
+
+    data = make_data()
+    best = int(np.argmax(data.scores))
+    data.instructions[best] = example
+    scored = describe([chat, Record("q", "a", system="Be brief.")], Config(), {"tokens": 256, "head": 192, "tail": 64},
+                      0, "sharegpt")
+    data.summary = {**data.summary, "scored": scored}
+    page = build_html(data)
+    assert "That sounds cool." in page and "I am planning a week in Kyoto" in page
+    for label, text in describe_lines(scored):
+        assert f"<th>{label}</th><td>{text}</td>" in page.replace("&#x27;", "'")

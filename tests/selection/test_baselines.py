@@ -1,6 +1,8 @@
 """What a selection bought (car_select.selection.baselines): coverage figures against brute force, the naive
 baselines, and signed quantities compared by difference."""
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -109,3 +111,28 @@ def test_output_words_counts_characters_of_scripts_without_spaces():
                Record("q", "  "), Record("q", "b", history=(("hi", "one two"),))]
     # a Chinese sentence is nine characters, not one space-free "word"; punctuation stays with its run
     assert output_words(records).tolist() == [3, 9, 5, 0, 3]
+
+
+def test_comparison_rows_have_one_precision_and_counts_are_whole():
+    """Issue 33: "38.00 ± 0.0000" for a count, "0.5490 ± 0.3526" beside "6.43" for scores."""
+    rng = np.random.default_rng(1)
+    scores = np.concatenate([rng.normal(0.5, 0.35, 190), np.full(10, 6.43)])
+    clusters, words, reduced = np.arange(200) % 7, np.arange(200), rng.normal(size=(200, 3))
+    c = compare_with_random(scores, clusters, reduced, words, np.arange(190, 200), seeds=3, seed=0)
+    lines = format_comparison(c)
+    score_line = next(line for line in lines if line.strip().startswith("mean score"))
+    assert "6.43" in score_line and f"{c['random_mean']['mean_score']:.2f} ± {c['random_std']['mean_score']:.2f}" \
+        in score_line
+    covered = next(line for line in lines if line.strip().startswith("clusters covered"))
+    sel, rnd, sd = c["selected"]["clusters_covered"], c["random_mean"]["clusters_covered"], \
+        c["random_std"]["clusters_covered"]
+    assert covered.split()[2] == str(sel) and f"{rnd:.1f} ± {sd:.1f}" in covered
+
+
+def test_one_record_has_no_similarity_to_speak_of():
+    """A single distinct record sits at the origin of its PCA space: its cosine similarity is undefined (n/a)."""
+    c = compare_with_random(np.array([1.5]), np.array([0]), np.zeros((1, 1)), np.array([4]), np.array([0]),
+                            seeds=2, seed=0)
+    assert math.isnan(c["selected"]["facility_location"])
+    line = next(line for line in format_comparison(c) if "similarity to nearest kept" in line)
+    assert "0.0000" not in line and "n/a" in line

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..errors import CarSelectError
+from ..wording import count
 from .options import formatter
 
 CACHE_EXAMPLE = """\
@@ -41,9 +42,10 @@ def main(args) -> int:
         if args.json:
             print(json.dumps({"cache_dir": str(root), "namespaces": info}))
         else:
-            print(f"cache {root}: {len(info)} namespace(s)")
+            print(f"cache {root}: {count(len(info), 'namespace')}")
             for ns in info:
-                print(f"  {ns['namespace']}  {ns['shards']} shards, {ns['rows']:,} rows, {ns['bytes'] / 2**20:.1f} MiB"
+                print(f"  {ns['namespace']}  {count(ns['shards'], 'shard')}, {count(ns['rows'], 'row')}, "
+                      f"{ns['bytes'] / 2**20:.1f} MiB"
                       + (f", {ns['unreadable_shards']} unreadable" if ns["unreadable_shards"] else "")
                       + ("" if ns["current_format"] else ", old format"))
         return 0

@@ -6,6 +6,8 @@ import json
 import textwrap
 
 from ..errors import CarSelectError
+from ..scored import describe_lines
+from ..wording import count, plural, threshold
 from .options import OUTPUT_FORMAT_RULE, Settings, add_field_option, add_input_options, add_model_options, formatter
 
 RUN_EXAMPLE = """\
@@ -142,8 +144,8 @@ def _selected_by(s: dict) -> str:
     return f"{s['strategy']}: {counts or 'none'}"
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+# The run's outputs as RunResult.summary names them, in the order the summary lists them.
+WRITTEN = ("output", "annotated", "annotated_manifest", "report", "figures")
 
 
 def format_summary(s: dict) -> str:
@@ -153,26 +155,29 @@ def format_summary(s: dict) -> str:
         f"clusters (k)        {s['k']:,}",
         f"PCA components      {s['pca_components']} (explaining {s['pca_variance_explained']:.1%} of variance)",
         *([f"near-duplicates     {s['near_duplicates_dropped']:,} dropped"] if "near_duplicates_dropped" in s else []),
-        f"selected            {s['selected']:,} ({_selected_by(s)}; {_count(s['clusters_covered'], 'cluster')} "
+        f"selected            {s['selected']:,} ({_selected_by(s)}; {count(s['clusters_covered'], 'cluster')} "
         "covered)",
         *([f"rule                n1 {s['n1']:,}, n2 {s['n2']:,}"
            + (f" (the smallest n1 for a budget of {s['budget']:,})" if s.get("budget") is not None else "")
-           + (f"; {s['eligible']:,} records score at least {s['min_score']:g}" if s.get("min_score") is not None
-              else "")
+           + (f"; {count(s['eligible'], 'record')} {plural(s['eligible'], 'scores', 'score')} at least "
+              f"{threshold(s['min_score'])}" if s.get("min_score") is not None else "")
            + (f" (the {s['min_percentile']:g}th percentile)" if s.get("min_percentile") is not None else "")]
           if s.get("n1") is not None else []),
-        f"cache hits          {s['cache_hits']:,} texts",
+        *(f"{label:20s}{text}" for label, text in (describe_lines(s["scored"]) if s.get("scored") else [])),
+        f"cache hits          {count(s['cache_hits'], 'text')}",
         "time per stage      " + ", ".join(f"{k} {v:.1f}s" for k, v in s["stage_seconds"].items()),
     ]
     if s.get("languages"):
         lang = s["languages"]
         shown = ", ".join(f"{code} {n:,}" for code, n in list(lang["counts"].items())[:6])
         lines.append(f"languages           {shown}" + (f" (a sample of {lang['detected']:,} of {lang['of']:,})"
-                                                       if lang["detected"] < lang["of"] else ""))
+                                                       if lang["detected"] < lang["of"] else "")
+                     + ("; und: too little text, or no language likely enough" if "und" in lang["counts"] else ""))
     if s.get("against_random"):
         from ..selection.baselines import format_comparison
 
         lines.extend(format_comparison(s["against_random"]))
-    if s.get("output"):
-        lines.append(f"written             {s['output']}")
+    written = [s[key] for key in WRITTEN if s.get(key)]
+    if written:
+        lines.append(f"written             {', '.join(written)}")
     return "\n".join(lines)

@@ -43,5 +43,8 @@ def main(args, settings: Settings) -> int:
                                quiet=args.quiet, outputs=outputs, score_column=args.score_column,
                                overwrite_field=args.overwrite_field)
     if not args.quiet:
-        print(f'scored {len(scores):,} records; written {args.output} (field "{args.score_column}")', file=sys.stderr)
+        from ..wording import count
+
+        print(f'scored {count(len(scores), "record")}; written {args.output} (field "{args.score_column}")',
+              file=sys.stderr)
     return 0

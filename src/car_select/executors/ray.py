@@ -206,8 +206,10 @@ class _FeaturizeActor:
         f = self.stage(records)
         hits = np.zeros(len(records), dtype=np.int64)
         hits[:1] = f.cache_hits  # the call's total, summed over every call by the driver
+        cut = np.zeros(len(records), dtype=np.int64)
+        cut[:1] = -1 if f.texts_cut is None else f.texts_cut  # likewise; -1: not counted
         return {"rank": batch.column("rank").to_numpy(), "score": f.scores, "embedding": f.embeddings,
-                "hits": hits, "passes": np.full(len(records), f.passes, dtype=np.int64)}
+                "hits": hits, "passes": np.full(len(records), f.passes, dtype=np.int64), "cut": cut}
 
 
 def _fit_rows(batch: dict, rows: np.ndarray) -> dict:
@@ -361,12 +363,14 @@ class RayExecutor(Executor):
                     batch_size=step, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=plan["size"]),
                     num_cpus=plan["num_cpus"], num_gpus=plan["num_gpus"]).materialize()
             _wait_for_release(ray)
-            got = _collect(ds.select_columns(["rank", "score", "hits", "passes"]), ["rank", "score", "hits", "passes"])
+            columns = ["rank", "score", "hits", "passes", "cut"]
+            got = _collect(ds.select_columns(columns), columns)
         order = np.argsort(got["rank"])
         if not np.array_equal(got["rank"][order], np.arange(len(records))):
             raise RuntimeError("the Featurize actors returned an incomplete set of rows")
         return Features(got["score"][order].astype(np.float32), _RayEmbeddings(ds, len(records)),
-                        int(got["hits"].sum()), int(got["passes"].max(initial=1)))
+                        int(got["hits"].sum()), int(got["passes"].max(initial=1)),
+                        None if (got["cut"] < 0).any() else int(got["cut"].sum()))
 
     def cluster(self, estimator: ClusterEstimator, features: Features) -> tuple[np.ndarray, np.ndarray]:
         emb = features.embeddings

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ReportData", "project_2d"]
+__all__ = ["ReportData", "project_2d", "record_example"]
 
 # Points drawn on the map at most: t-SNE of 8,000 rows (50 PCA dims, 750 iterations, angle 0.8, one
 # thread) takes about 20 s on a busy 2-core machine (5,000 rows: about 14 s), so Alpaca (52k records,
@@ -27,6 +27,7 @@ TSNE_ANGLE = 0.8
 HIST_BINS = 30
 # The CaR rule's reasons come first, in this order; any other strategy's reasons follow, sorted.
 CAR_REASONS = ("top_n1", "cluster_top")
+TURN_SEPARATOR = " \u25b8 "  # between a conversation's turns in record_example
 
 
 @dataclass
@@ -165,6 +166,17 @@ def hist_edges(scores: np.ndarray) -> np.ndarray:
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
     return np.linspace(lo, hi, HIST_BINS + 1)
+
+
+def record_example(record) -> str:
+    """What the report shows of a record (tooltips, a cluster's example): a single-turn record's
+    instruction; a conversation's earlier turns, then its last user message, so that a reply such as
+    "That sounds cool." is read in its context (every exchange was scored, render.py)."""
+    if not record.history:
+        return record.instruction
+    turns = [f"{role}: {text}" for user, reply in record.history for role, text in (("user", user),
+                                                                                     ("assistant", reply))]
+    return TURN_SEPARATOR.join([*turns, f"user: {record.instruction}"])
 
 
 def cluster_rows(data: ReportData) -> list[dict[str, Any]]:

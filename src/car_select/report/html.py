@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_write_text
+from ..scored import describe_lines
+from ..wording import count
 from ..selection.baselines import BASELINES, FIGURES, versus, versus_text
 from .data import DEFAULT_MAX_POINTS, ReportData, baseline_points, cluster_rows, finite, hist_edges
 from .svg import bars_svg, esc, fmt, hist_svg, quality_coverage_svg
@@ -31,7 +33,7 @@ EXAMPLE_CHARS = 240  # instruction text shown per cluster in the table (full tex
 # Summary keys with a section of their own, and those the Summary card shows (not repeated under Run).
 SECTION_KEYS = ("against_random", "languages", "manifest")
 SUMMARY_CARD_KEYS = ("input", "scorer", "records_read", "duplicates_dropped", "k", "selected", "selected_top_n1",
-                     "selected_cluster_top", "clusters_covered")
+                     "selected_cluster_top", "clusters_covered", "scored")
 RUN_LABELS = {
     "pca_components": "PCA components",
     "pca_variance_explained": "PCA variance explained",
@@ -65,9 +67,14 @@ def _json_for_script(obj: Any) -> str:
 
 
 def _truncate(text: Any, limit: int) -> str:
+    """At most `limit` characters: a longer text keeps its start and its end (a conversation's opening
+    and its last turn, data.record_example) around an ellipsis."""
     s = "" if text is None else str(text)
     s = " ".join(s.split())
-    return s if len(s) <= limit else s[: limit - 1].rstrip() + "\u2026"
+    if len(s) <= limit:
+        return s
+    head = (limit - 3) * 2 // 5
+    return s[:head].rstrip() + " \u2026 " + s[len(s) - (limit - 3 - head):].lstrip()
 
 
 def _num_or_none(v: float) -> float | None:
@@ -116,12 +123,14 @@ def _summary_card(data: ReportData, summary: dict[str, Any]) -> str:
     if "records_read" in summary:
         dropped = summary.get("duplicates_dropped")
         rows.append(("records read", esc(fmt(summary["records_read"])) + (
-            f" ({esc(fmt(dropped))} duplicates dropped)" if dropped else "")))
+            f" ({esc(count(int(dropped), 'duplicate'))} dropped)" if dropped else "")))
     rows += [("distinct records", f"{n:,}"),
              ("selected", f"{n_sel:,} ({esc(fmt(100.0 * n_sel / n if n else 0.0))}%)" + (f" = {why}" if why else "")),
              ("clusters", f"{n_clusters:,}, {covered:,} of them with a selected record"),
              ("scores, all", esc(stat(finite(scores)))),
              ("scores, selected", esc(stat(finite(scores[sel]))))]
+    if summary.get("scored"):  # what the scores are of: texts per record, the aggregation, the token window
+        rows += [(label, esc(text)) for label, text in describe_lines(summary["scored"])]
     return '<table class="summary">' + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
 
 
@@ -193,7 +202,8 @@ def _cluster_table_html(rows: list[dict[str, Any]], reasons: list[str]) -> str:
             '<th data-type="num">cluster</th><th data-type="num">size</th><th data-type="num">selected</th>'
             + "".join(f'<th data-type="num">{esc(r).replace("_", "&#8209;")}</th>' for r in reasons)
             + '<th data-type="num">best score</th><th data-type="num">mean score</th>'
-            '<th data-type="text">example (best-scored instruction)</th></tr></thead>')
+            '<th data-type="text">example (best-scored instruction; a conversation\'s earlier turns first)</th>'
+            '</tr></thead>')
     body = []
     for r in rows:
         best, mean = r["best"], r["mean"]

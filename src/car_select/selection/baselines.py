@@ -35,6 +35,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..records import Record
+from ..wording import decimals_for, number
 from .result import rank_order
 
 # Query rows per faiss search: bounds the (rows x 1) result and the normalised copy of a block.
@@ -45,6 +46,7 @@ class Figure(NamedTuple):
     label: str
     higher_is_better: bool | None  # None: neither direction is better
     signed: bool  # compared by difference (True) or, where both sides are positive, by ratio
+    integer: bool = False  # a count: whole numbers for a subset, one decimal for a mean over subsets
 
 
 FIGURES = {
@@ -54,7 +56,7 @@ FIGURES = {
     "output_words_median": Figure("output words, median", None, False),
     "output_words_p10": Figure("output words, 10th pct", None, False),
     "output_words_p90": Figure("output words, 90th pct", None, False),
-    "clusters_covered": Figure("clusters covered", True, False),
+    "clusters_covered": Figure("clusters covered", True, False, integer=True),
     "cluster_balance": Figure("cluster balance (entropy / input's)", None, False),
     "coverage_distance": Figure("distance to nearest kept, mean", False, False),
     "k_center_radius": Figure("distance to nearest kept, largest", False, False),
@@ -118,9 +120,11 @@ def coverage_figures(reduced: np.ndarray, chosen: np.ndarray) -> dict[str, float
     if len(chosen) == 0 or len(x) == 0:
         return {"coverage_distance": float("nan"), "k_center_radius": float("nan"), "facility_location": float("nan")}
     distance = _nearest_kept(x, chosen, cosine=False)
-    similarity = _nearest_kept(x, chosen, cosine=True)
+    # a cosine needs a direction: with every row at the origin (one distinct record, centred by PCA) the
+    # similarity is undefined, not 0
+    similarity = _nearest_kept(x, chosen, cosine=True).mean() if np.any(x) else float("nan")
     return {"coverage_distance": float(distance.mean()), "k_center_radius": float(distance.max()),
-            "facility_location": float(similarity.mean())}
+            "facility_location": float(similarity)}
 
 
 def _entropy(labels: np.ndarray) -> float:
@@ -192,12 +196,19 @@ def versus(key: str, value: float, reference: float) -> tuple[str, float]:
     return "difference", value - reference
 
 
-def versus_text(key: str, value: float, reference: float) -> str:
-    """`versus` as text: "x1.12" for a ratio, "+0.76" for a difference, "n/a" where either is missing."""
+def versus_text(key: str, value: float, reference: float, decimals: int | None = None) -> str:
+    """`versus` as text: "x1.12" for a ratio, "+0.76" for a difference (to `decimals`, default: its own
+    size's), "n/a" where either is missing."""
     if value != value or reference != reference:  # nan
         return "n/a"
     kind, v = versus(key, value, reference)
-    return f"\u00d7{v:.2f}" if kind == "ratio" else f"{'+' if v >= 0 else '-'}{_num(abs(v))}"
+    return f"\u00d7{v:.2f}" if kind == "ratio" else f"{'+' if v >= 0 else '-'}{number(float(abs(v)), decimals)}"
+
+
+def row_decimals(key: str, values) -> int:
+    """One number of decimals for a figure's whole row (the selection, random's mean and sd, the
+    baselines): a count's mean over subsets gets one, any other figure what its largest value needs."""
+    return 1 if FIGURES[key].integer else decimals_for(*values)
 
 
 def format_comparison(c: dict) -> list[str]:
@@ -214,15 +225,14 @@ def format_comparison(c: dict) -> list[str]:
         if key not in c["selected"]:
             continue
         sel, rnd, sd = c["selected"][key], c["random_mean"][key], c["random_std"][key]
-        lines.append(f"  {figure.label:36s}{_num(sel):>11s}{_num(rnd) + ' ± ' + _num(sd):>19s}"
-                     + "".join(f"{_num(c[b][key]):>11s}" for b in baselines) + f"{versus_text(key, sel, rnd):>11s}")
+        places = row_decimals(key, [sel, rnd, sd, *(c[b][key] for b in baselines)])
+
+        def one(v):  # one subset's figure: a count is a whole number
+            return number(int(v) if figure.integer and v == v else v, places)
+
+        lines.append(f"  {figure.label:36s}{one(sel):>11s}{number(rnd, places) + ' ± ' + number(sd, places):>19s}"
+                     + "".join(f"{one(c[b][key]):>11s}" for b in baselines)
+                     + f"{versus_text(key, sel, rnd, places):>11s}")
     lines.append("  vs random: scores and similarities as a difference (they are signed), others as a ratio")
     return lines
 
-
-def _num(v) -> str:
-    if isinstance(v, int):
-        return f"{v:,}"
-    if v != v:  # nan
-        return "n/a"
-    return f"{v:,.1f}" if abs(v) >= 100 else f"{v:.2f}" if abs(v) >= 1 else f"{v:.4f}"
