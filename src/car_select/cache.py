@@ -2,8 +2,10 @@
 
 Layout: <cache_dir>/v<FORMAT>-<model fingerprint>-L<layout hash>/shard-*.npz. The namespace holds
 every setting that changes the numbers: the cache format, the model (weights, head, max length,
-precision) and the batch layout (reduced-precision sums depend on the shapes they are computed in:
-the effective tokens per batch, the encoder kernels, the threads per batch, the device type). Each
+precision) and the batch layout (the effective tokens per batch, the encoder kernels, the threads per
+batch, the device type). A text's row does not depend on which texts were computed with it (batches
+hold one token count; encoding/batching.py), so a cache filled by any run gives the bits a fresh
+run computes; the layout stays in the key for kernels not checked for that. Each
 row is keyed by the SHA-256 of the rendered text. Shards are plain numpy arrays (np.savez, loaded with
 allow_pickle=False, no pickle anywhere), rows sorted by key, each written to a temporary file, fsynced,
 renamed and its folder fsynced, so a run killed mid-way leaves only complete shards.
@@ -31,7 +33,9 @@ import numpy as np
 from .errors import CarSelectError, CarSelectWarning
 from .outputs import fsync_dir, remove_stale_temporaries, temp_sibling
 
-CACHE_FORMAT = 2  # bump when the shard layout or what a row means changes
+# bump when the shard layout or what a row means changes. 3: batch-invariant features (one token count
+# per batch, the head in fixed rows; encoding/batching.py): rows of format 2 came from padded batches.
+CACHE_FORMAT = 3
 KEY_BYTES = 16
 ARRAYS = ("scores", "embeddings", "counts")
 

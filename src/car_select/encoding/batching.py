@@ -1,9 +1,16 @@
-"""Batching for the encoder pass: texts sorted by length, grouped under a token budget, padded to each
-batch's longest text, run in the run's precision, and returned per batch with their indices.
+"""Batching for the encoder pass: texts grouped by exact token count, each batch holding texts of
+one length only (so nothing is padded) under a token budget, run in the run's precision, and returned
+per batch with their indices.
 
-Sorting by length and padding per batch keeps padded tokens (wasted work) near zero; a token budget
-per batch (rather than a fixed batch size) keeps memory flat whatever the text lengths are. On CPU,
-independent single-threaded batches run on a thread pool (`encode_workers`).
+Batch invariance: a text's features are the same bits whatever it is batched with. Padding changes
+them (a padded text takes the masked attention path and its sums see a wider row), so a batch never
+mixes lengths; on CPU the bf16 oneDNN kernels and the fp32 head then give every row the same bits
+whatever the number of rows (benchmarks/batch_invariance.py checks it and measures what it costs).
+On other devices, where kernels may be chosen by shape, a batch's rows are filled up to a count
+that depends on its length alone, so every text of one length runs in one shape; the scoring head
+runs in chunks of HEAD_ROWS rows (`in_fixed_rows`) everywhere. A token budget per batch (rather than
+a fixed batch size) keeps memory flat whatever the text lengths are. On CPU, independent
+single-threaded batches run on a thread pool (`encode_workers`).
 """
 
 from __future__ import annotations
@@ -21,21 +28,48 @@ from .device import autocast
 from .settings import current_settings
 
 
+# The scoring head (fp32, a few small matrix products) runs in chunks of exactly this many rows: fp32
+# GEMM kernels pick their blocking by the number of rows, so a text's score would otherwise depend on
+# how many texts share its batch (in_fixed_rows).
+HEAD_ROWS = 64
+
+
+def batch_rows(length: int, batch_tokens: int, max_batch: int = 512) -> int:
+    """How many texts of `length` tokens one batch holds: as many as batch_tokens allows (at least 1)."""
+    return max(1, min(max_batch, batch_tokens // max(1, length)))
+
+
 def length_batches(lengths: Sequence[int], batch_tokens: int, max_batch: int = 512) -> list[np.ndarray]:
-    """Indices grouped into batches of similar length whose padded size stays under batch_tokens.
-    Longest first, so the largest allocation happens at once and memory does not creep upward."""
-    order = np.argsort(-np.asarray(lengths), kind="stable")
-    batches, current, longest = [], [], 0
-    for i in order:
-        n = int(lengths[i])
-        if current and (max(longest, n) * (len(current) + 1) > batch_tokens or len(current) >= max_batch):
-            batches.append(np.asarray(current))
-            current, longest = [], 0
-        current.append(i)
-        longest = max(longest, n)
-    if current:
-        batches.append(np.asarray(current))
+    """Indices grouped into batches of texts of exactly one token count, batch_rows(length) at most
+    each, longest first (so the largest allocation happens at once and memory does not creep upward).
+    One length per batch means no padding: what makes a text's features independent of its batch."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(-lengths, kind="stable")
+    runs = np.split(order, np.flatnonzero(np.diff(lengths[order])) + 1) if len(order) else []
+    batches = []
+    for run in runs:
+        rows = batch_rows(int(lengths[run[0]]), batch_tokens, max_batch)
+        batches.extend(run[start:start + rows] for start in range(0, len(run), rows))
     return batches
+
+
+def in_fixed_rows(fn: Callable[..., torch.Tensor], *tensors: torch.Tensor | None,
+                  rows: int = HEAD_ROWS) -> torch.Tensor:
+    """fn(*tensors) computed in chunks of exactly `rows` rows (the last one filled with zero rows, cut
+    off again) and concatenated: for a row-wise `fn` each row's result is then the same bits whatever
+    the number of rows it came with. None arguments pass through as None."""
+    n = next(t.shape[0] for t in tensors if t is not None)
+    parts = []
+    for start in range(0, max(n, 1), rows):
+        chunk = []
+        for t in tensors:
+            if t is not None:
+                t = t[start:start + rows]
+                if t.shape[0] < rows:
+                    t = torch.cat([t, t.new_zeros((rows - t.shape[0], *t.shape[1:]))])
+            chunk.append(t)
+        parts.append(fn(*chunk)[: min(rows, n - start)])
+    return torch.cat(parts)
 
 
 def pad_batch(ids: Sequence[np.ndarray], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,10 +115,14 @@ def run_batches(
     thread (torch's intra-op threads are set to 1 meanwhile and restored after); results still come
     in batch order. `fn` must then be safe to call from several threads (inference only).
 
+    A batch holds texts of one token count only (length_batches), so a text's outputs do not depend
+    on which other texts are in the run. On other devices than the CPU a short batch is filled up to
+    batch_rows(length) rows (copies of its last text, cut off again), so every text of one length
+    runs in one shape whatever kernel choices the device makes by shape.
+
     fixed_layout=True ignores both throughput settings (the CPU cap, the workers): batches of exactly
-    batch_tokens, one at a time on torch's threads. Reduced-precision sums depend on the shapes they
-    are computed in, so this is what makes a scorer's training features, and hence a retrained scorer,
-    the same bytes whatever cpu_batch_tokens and encode_workers say.
+    batch_tokens, one at a time on torch's threads: a scorer's training features in one layout, for
+    kernels whose results would depend on the shape or the threads.
 
     extras: per-text arrays (first axis = text); each batch's rows are passed to `fn` after the mask."""
     lengths = [len(x) for x in token_ids]
@@ -98,12 +136,18 @@ def run_batches(
         workers = encode_workers(device)
     workers = min(max(1, workers), len(batches))
 
+    fill_rows = device.type != "cpu"
+
     def work(batch: np.ndarray):
-        input_ids, mask = pad_batch([token_ids[i] for i in batch], pad_id)
-        rows = [torch.as_tensor(e[batch]).to(device) for e in extras]
+        n = len(batch)
+        shaped = batch
+        if fill_rows:  # one shape per length: copies of the last text fill the batch
+            shaped = np.concatenate([batch, np.repeat(batch[-1:], batch_rows(lengths[batch[0]], batch_tokens) - n)])
+        input_ids, mask = pad_batch([token_ids[i] for i in shaped], pad_id)
+        rows = [torch.as_tensor(e[shaped]).to(device) for e in extras]
         with torch.inference_mode(), autocast(device, dtype):  # both thread-local: set in the worker
             outputs = fn(input_ids.to(device), mask.to(device), *rows)
-        return [o.float().cpu().numpy() for o in outputs], int(mask.sum())
+        return [o[:n].float().cpu().numpy() for o in outputs], int(mask[:n].sum())
 
     if workers <= 1:
         for batch in batches:

@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 from torch import nn
 
+from ..encoding.batching import in_fixed_rows
+
 OBJECTIVES = ("pairwise", "regression", "triplet")
 VIEWS = ("full", "prompt", "response")
 VIEW_SETS = (["full"], list(VIEWS))
@@ -208,8 +210,8 @@ class QualityEstimator(nn.Module):
         """score_and_embed for a multi-view head: the same embedding, the head sees every view."""
         views = self.pooled_views(input_ids, attention_mask, response_start)
         embedding = nn.functional.normalize(views[:, 0, -1], dim=-1)
-        with torch.autocast(input_ids.device.type, enabled=False):
-            scores = self.head(views, stats)
+        with torch.autocast(input_ids.device.type, enabled=False):  # fixed rows: a score is batch-invariant
+            scores = in_fixed_rows(self.head, views, stats)
         return scores, embedding, attention_mask.sum(1)
 
     def score_and_embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
@@ -217,5 +219,5 @@ class QualityEstimator(nn.Module):
         pooled = self.pooled_layers(input_ids, attention_mask)
         embedding = nn.functional.normalize(pooled[:, -1], dim=-1)
         with torch.autocast(input_ids.device.type, enabled=False):  # the small head in fp32, as in training
-            scores = self.head(pooled)
+            scores = in_fixed_rows(self.head, pooled)  # fixed rows: a score is batch-invariant
         return scores, embedding, attention_mask.sum(1)
