@@ -35,6 +35,9 @@ from car_select.training.features import TrainingFeatures
 from car_select.training.train import TrainSettings, prepare, seed_everything
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+# The extra statistics were tried after the first 25 of STAT_NAMES; the package appended
+# copied_from_prompt_share (issue 34) later, so these experiments keep reading the 25 then their extras.
+EXTRA_STATS_AFTER = 25
 CAR = "APE_score_train.csv"
 JUDGED = "train.jsonl"
 
@@ -182,7 +185,7 @@ def default_recipe_features(args: argparse.Namespace, max_train_pairs: int | Non
     settings_changes: other TrainSettings than the defaults (tail_tokens); halves: five views, the
     response's halves after the three shipped ones (for HalvesHead)."""
     data = recipe_data(args, max_train_pairs, **data_options)
-    settings = TrainSettings(seed=42, text_stats=min(text_stats, len(STAT_NAMES)), **(settings_changes or {}))
+    settings = TrainSettings(seed=42, text_stats=min(text_stats, EXTRA_STATS_AFTER), **(settings_changes or {}))
     features = experiment_features(halves, text_stats - settings.text_stats)
     return (data, settings, *prepare(data.train, data.valid, settings, cache_dir=args.cache_dir, features=features))
 
@@ -387,7 +390,7 @@ class ExperimentFeatures(TrainingFeatures):
 def experiment_features(halves: bool = False, extra: int = 0) -> type[TrainingFeatures]:
     """The features class for prepare(): the package's own when nothing extra is asked for."""
     if extra < 0 or extra > len(EXTRA_STAT_NAMES):
-        raise ValueError(f"at most {len(STAT_NAMES) + len(EXTRA_STAT_NAMES)} statistics, asked for {extra} extra")
+        raise ValueError(f"at most {EXTRA_STATS_AFTER + len(EXTRA_STAT_NAMES)} statistics, asked for {extra} extra")
     if not halves and not extra:
         return TrainingFeatures
     return type("ExperimentFeatures", (ExperimentFeatures,), {"halves": halves, "extra_stats": extra})

@@ -71,8 +71,10 @@ class Config:
     # --- caching ---
     cache_dir: str | None = None  # None = default_cache_dir()
     use_cache: bool = True
-    # --- multi-turn: how per-turn scores become one conversation score ---
-    turn_aggregate: str = "mean"
+    # --- multi-turn: how per-turn scores become one conversation score: "mean_min" (half the mean, half
+    # the worst exchange: a weak reply among good ones shows; experiments/turn_aggregate_variants.py),
+    # "mean", "min" or "last" ---
+    turn_aggregate: str = "mean_min"
     # Records with a broken exchange (an empty reply, a role marker leaked into one: selection/turn_checks.py)
     # are dropped before the strategy chooses (reason "broken_turn"); True keeps them eligible, still flagged.
     keep_broken_turns: bool = False
@@ -114,8 +116,8 @@ class Config:
             raise fail("kmeans_backend", f"must be 'faiss' or 'sklearn', got {self.kmeans_backend!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise fail("precision", f"must be auto, bf16 or fp32, got {self.precision!r}")
-        if self.turn_aggregate not in ("mean", "min", "last"):
-            raise fail("turn_aggregate", f"must be mean, min or last, got {self.turn_aggregate!r}")
+        if self.turn_aggregate not in ("mean_min", "mean", "min", "last"):
+            raise fail("turn_aggregate", f"must be mean_min, mean, min or last, got {self.turn_aggregate!r}")
         if self.batch_tokens < 1:
             raise fail("batch_tokens", f"must be >= 1, got {self.batch_tokens}")
         if self.max_length < 8:

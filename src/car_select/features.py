@@ -52,17 +52,19 @@ def segment_records(records: Sequence[Record]) -> Segments:
 
 
 def aggregate(owner: np.ndarray, n: int, scores: np.ndarray, embeddings: np.ndarray, counts: np.ndarray,
-              how: str = "mean") -> tuple[np.ndarray, np.ndarray]:
+              how: str = "mean_min") -> tuple[np.ndarray, np.ndarray]:
     """Per-record score and embedding from per-segment ones (identity for single-turn records)."""
     if len(owner) == n and (n == 0 or (owner == np.arange(n)).all()):
         return scores.astype(np.float32), embeddings.astype(np.float32)
     rec_scores = np.zeros(n, dtype=np.float64)
-    if how == "mean":
+    if how in ("mean", "mean_min"):
         rec_scores = np.bincount(owner, weights=scores, minlength=n) / np.bincount(owner, minlength=n)
-    elif how == "min":
-        rec_scores[:] = np.inf
-        np.minimum.at(rec_scores, owner, scores)
-    else:  # "last": the final exchange, the one a trainer usually supervises
+    if how in ("min", "mean_min"):
+        worst = np.full(n, np.inf)
+        np.minimum.at(worst, owner, scores)
+        # mean_min: half the mean, half the worst exchange (experiments/turn_aggregate_variants.py)
+        rec_scores = worst if how == "min" else 0.5 * (rec_scores + worst)
+    if how == "last":  # the final exchange, the one a trainer usually supervises
         rec_scores[owner] = scores  # later segments overwrite earlier ones
     weights = counts.astype(np.float64)[:, None]
     emb = np.zeros((n, embeddings.shape[1]), dtype=np.float64)

@@ -7,7 +7,7 @@ always adds it, a train/inference mismatch we do not copy).
 Multi-turn conversations become one text per exchange. Each exchange is scored on its own, in the
 same template, because the scorer was trained on single exchanges and its window (256 tokens) would
 otherwise be spent on context instead of the answer being judged; the conversation's score is the
-aggregate of its exchanges (Config.turn_aggregate, mean by default) and its embedding is the
+aggregate of its exchanges (Config.turn_aggregate: by default half the mean and half the worst exchange) and its embedding is the
 token-weighted mean of the exchanges' mean-pooled embeddings, i.e. the mean over all its tokens.
 """
 

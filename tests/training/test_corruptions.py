@@ -6,7 +6,8 @@ import pytest
 
 from car_select.errors import CarSelectError
 from car_select.scoring.textstats import STAT_NAMES, text_stats
-from car_select.training.corruptions import FILLERS, KINDS, REFUSALS, SUITE_KINDS, build_suite, corrupt, similar_answers
+from car_select.training.corruptions import (COPY_KINDS, FILLERS, KINDS, REFUSALS, ROLE_MARKERS, SUITE_KINDS,
+                                             build_suite, corrupt, prompt_input, similar_answers)
 from car_select.training.evaluate import robustness_report
 
 ITEMS = [
@@ -25,9 +26,15 @@ def words(text):
     return re.findall(r"\S+", text)
 
 
+NEEDS_AN_INPUT = ("input_pasted", "input_pasted_extended", "summary_longer")
+
+
 def test_every_kind_really_degrades_the_answer():
     for kind in KINDS:
         out = corrupt(PROMPT, ANSWER, kind, seed=3, others=OTHERS, similar=OTHERS[2:])
+        if kind in NEEDS_AN_INPUT:  # the egg request has no input to paste
+            assert out is None, kind
+            continue
         assert out is not None and out != ANSWER, kind
     assert corrupt(PROMPT, ANSWER, "repeat", seed=3).count(ANSWER) in (2, 3)
     appended = corrupt(PROMPT, ANSWER, "filler_append", seed=3)
@@ -90,9 +97,9 @@ def test_kinds_that_do_not_apply_are_left_out():
 
 
 def test_one_kind_per_item_spreads_over_the_kinds():
-    items = ITEMS * 30
+    items = (ITEMS + [(SUMMARY_PROMPT, SUMMARY)] * 3) * 50  # some with an input to paste and summarise
     suite = build_suite(items, seed=0, per_item=1, pool="train")
-    assert len(suite) >= 0.8 * len(items)
+    assert len(suite) >= 0.75 * len(items)
     assert {p.kind for p in suite} == set(SUITE_KINDS)
     every = build_suite(items, KINDS, seed=0, per_item=1, pool="train")
     assert {p.kind for p in every} == set(KINDS)
@@ -219,3 +226,36 @@ def test_card_robustness_table_aligns_long_kind_names():
     rows = [line for line in format_card(card).splitlines() if line.startswith("  ")]
     assert len(rows) == 3
     assert len({row.index("(longer wins") for row in rows}) == 1  # one column, whatever the name's length
+
+
+SOURCE = ("The Amazon rainforest covers much of the Amazon basin of South America. This basin encompasses seven "
+          "million square kilometres, of which five and a half million are covered by the rainforest. The region "
+          "includes territory belonging to nine nations and 3,344 indigenous territories.")
+SUMMARY_PROMPT = f"Instruction: Summarize the passage in one sentence. Input: {SOURCE}"
+SUMMARY = "The Amazon rainforest covers most of a huge basin shared by nine nations."
+
+
+def test_copy_kinds_paste_the_input_leak_a_role_marker_or_outgrow_the_source():
+    assert prompt_input(SUMMARY_PROMPT) == SOURCE and prompt_input(PROMPT) == ""
+    assert corrupt(SUMMARY_PROMPT, SUMMARY, "input_pasted", seed=1) == SOURCE
+    for seed in range(8):
+        extended = corrupt(SUMMARY_PROMPT, SUMMARY, "input_pasted_extended", seed=seed, others=OTHERS)
+        assert extended.startswith(SOURCE + "\n\n") and len(extended) > len(SOURCE) + 20
+        longer = corrupt(SUMMARY_PROMPT, SUMMARY, "summary_longer", seed=seed)
+        assert longer.startswith(SUMMARY) and SOURCE in longer and len(longer) > len(SOURCE)
+        leaked = corrupt(PROMPT, ANSWER, "role_marker_leaked", seed=seed, others=OTHERS, pool="train")
+        marker = next(m for m in ROLE_MARKERS["train"] if m in leaked)
+        assert leaked.startswith(f"{ANSWER}\n\n{marker} ") or leaked == f"{marker} {ANSWER}"
+    # a short input, or a request that is not to summarise, gives none
+    assert corrupt("Instruction: Translate. Input: Good morning", "Bonjour", "input_pasted") is None
+    assert corrupt(SUMMARY_PROMPT.replace("Summarize the passage in one sentence", "Translate the passage into French"),
+                   SUMMARY, "summary_longer") is None
+    assert not set(ROLE_MARKERS["train"]) & set(ROLE_MARKERS["eval"])
+
+
+def test_copied_share_sees_a_pasted_input_that_more_text_follows():
+    idx = STAT_NAMES.index("copied_from_prompt_share")
+    pasted = text_stats(SUMMARY_PROMPT, SOURCE)[idx]
+    extended = text_stats(SUMMARY_PROMPT, f"{SOURCE}\n\n{ANSWER} {ANSWER}")[idx]
+    own = text_stats(SUMMARY_PROMPT, SUMMARY)[idx]
+    assert pasted == 1.0 and 0.4 < extended < 1.0 and own == 0.0

@@ -159,7 +159,7 @@ def test_training_data_names_each_pairs_source(tmp_path):
 
 
 def test_training_negatives_draw_from_the_training_kinds_and_validation_suites_from_the_diagnostics(tmp_path):
-    from car_select.training.corruptions import KINDS, SUITE_KINDS, TRAINING_KINDS
+    from car_select.training.corruptions import COPY_KINDS, KINDS, SUITE_KINDS, TRAINING_KINDS
     from car_select.training.data import training_data
 
     pairs = tmp_path / "p.jsonl"
@@ -172,9 +172,14 @@ def test_training_negatives_draw_from_the_training_kinds_and_validation_suites_f
                                    for i in range(20)]))
     data = training_data([str(pairs)], [str(pairs)], robustness_paths=[str(answers)])
     assert {p.kind for p in data.train[240:]} == set(TRAINING_KINDS)  # off_topic_similar included
-    assert set(KINDS) - set(TRAINING_KINDS) == {"prompt_words_stuffed", "lowercased"}
+    assert set(KINDS) - set(TRAINING_KINDS) == {"prompt_words_stuffed", "lowercased", *COPY_KINDS}
     assert "off_topic_similar" in TRAINING_KINDS
-    assert {p.kind for p in data.valid["robustness:answers.json"]} == set(SUITE_KINDS)
+    # answers without an input: of the copy kinds only the leaked role marker applies
+    suite_kinds = set(SUITE_KINDS) - {"input_pasted", "input_pasted_extended", "summary_longer"}
+    assert {p.kind for p in data.valid["robustness:answers.json"]} == suite_kinds
+    copies = training_data([str(pairs)], [str(pairs)], extra_negative_kinds=COPY_KINDS)
+    assert copies.train[:len(data.train)] == data.train  # the second draw leaves the first as it was
+    assert {p.kind for p in copies.train[len(data.train):]} == {"role_marker_leaked"}
     old = training_data([str(pairs)], [str(pairs)], negative_kinds=SUITE_KINDS)
     assert {p.kind for p in old.train[240:]} == set(SUITE_KINDS)
 

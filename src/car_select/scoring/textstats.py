@@ -23,7 +23,8 @@ import numpy as np
 # 4: order and layout statistics appended (a scorer taking the first 18 or 20 is unchanged); 5: every
 # statistic reads the response with its padding whitespace removed, and two are appended (whitespace
 # excess, uppercase share). Appending one changes no earlier one, so no scorer taking the earlier
-# ones needs a new version (experiments/common.py appends two that were tried and not shipped)
+# ones needs a new version (experiments/common.py appends two that were tried and not shipped;
+# copied_from_prompt_share was appended after 5 the same way)
 STATS_VERSION = 5
 STAT_NAMES = (
     "log_chars",
@@ -51,6 +52,7 @@ STAT_NAMES = (
     "line_breaks_per_word",
     "whitespace_excess",
     "uppercase_share",
+    "copied_from_prompt_share",
 )
 _EDGE = 30  # words at each end of the response: padding is added there, past the encoder's window
 _FIRST = {"i", "me", "my", "mine", "myself", "we", "us", "our"}
@@ -70,6 +72,21 @@ _LINE_END_SPACE = re.compile(r"[ \t]+(?=\n)")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _INNER_SPACE = re.compile(r"(?<=\S)[ \t]{2,}")
 _INDENT = re.compile(r"(?m)^[ \t]{33,}")
+_COPY_RUN = 6  # words in a row that count as copied from the prompt
+
+
+def copied_share(words: Sequence[str], prompt_words: Sequence[str], run: int = _COPY_RUN) -> float:
+    """Share of the response's words inside a run of `run` or more words found, in that order, in the
+    prompt (its instruction and its input): an answer that pastes its context back. echo_8gram_share
+    counts distinct character 8-grams instead, which a long pasted input followed by more text dilutes."""
+    if len(words) < run or len(prompt_words) < run:
+        return 0.0
+    grams = set(zip(*(prompt_words[i:] for i in range(run))))
+    covered = np.zeros(len(words), dtype=bool)
+    for i, gram in enumerate(zip(*(words[i:] for i in range(run)))):
+        if gram in grams:
+            covered[i:i + run] = True
+    return float(covered.mean())
 
 
 def tidy_whitespace(text: str) -> str:
@@ -191,6 +208,8 @@ def text_stats(prompt: str, response: str, count: int = len(STAT_NAMES)) -> np.n
         if count > len(row):
             row += [1.0 - len(response) / len(raw_response) if raw_response else 0.0,
                     sum(c.isupper() for c in letters) / len(letters) if letters else 0.0]
+        if count > len(row):
+            row.append(copied_share(words, prompt_words))
     return np.array(row[:count], dtype=np.float32)
 
 

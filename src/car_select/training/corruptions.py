@@ -221,6 +221,64 @@ def punctuation_dropped(prompt, answer, rng, others, pool):
     return None if len(_PUNCTUATION.findall(answer)) < 3 else _PUNCTUATION.sub("", answer)
 
 
+# Role markers of chat transcripts, in two disjoint pools (train / eval) like the fillers: a reply that
+# runs on into the next turn ("...\n\nHuman: and what about...") or opens with one.
+ROLE_MARKERS = {
+    "train": ["Human:", "User:", "### Instruction:", "<|user|>", "Assistant:"],
+    "eval": ["USER:", "### Human:", "Human :", "[INST]", "### Response:"],
+}
+_INPUT_MARK = " Input: "
+_SUMMARY_REQUEST = re.compile(r"\b(summar|extract|shorten|condense|tl;?dr|in (one|a few|two|three) sentences?|"
+                              r"brief(ly)?|main (idea|point)s?|key points?|outline)", re.IGNORECASE)
+
+
+def prompt_input(prompt: str) -> str:
+    """The input part of a rendered prompt (`Instruction: ... Input: ...`), "" where there is none."""
+    _, mark, rest = prompt.partition(_INPUT_MARK)
+    return rest.strip() if mark else ""
+
+
+def input_pasted(prompt, answer, rng, others, pool):
+    """The request's own input given back as the answer (needs an input of 100+ characters that is not
+    the answer): a model that copies its context instead of doing the task."""
+    source = prompt_input(prompt)
+    if len(source) < 100 or source == answer.strip():
+        return None
+    return source
+
+
+def input_pasted_extended(prompt, answer, rng, others, pool):
+    """The input pasted verbatim, then the answer (or another record's answer) after it: an answer that
+    opens with 100+ characters of its own context, longer than the answer alone."""
+    source = input_pasted(prompt, answer, rng, others, pool)
+    if source is None:
+        return None
+    after = answer if rng.random() < 0.7 else (off_topic(prompt, answer, rng, others, pool) or answer)
+    return f"{source}\n\n{after}"
+
+
+def role_marker_leaked(prompt, answer, rng, others, pool):
+    """A chat transcript's role marker leaked into the reply: the answer running on into a made-up next
+    turn (a marker at a line start and another request's words), or opening with the user's marker."""
+    marker = rng.choice(ROLE_MARKERS[pool])
+    if rng.random() < 0.7:
+        other = off_topic(prompt, answer, rng, others, pool) or "Can you tell me more?"
+        follow = " ".join(_words(other)[:rng.randint(5, 25)])
+        return f"{answer}\n\n{marker} {follow}"
+    return f"{marker} {answer}"
+
+
+def summary_longer(prompt, answer, rng, others, pool):
+    """For a request to summarise or extract from an input: the answer with the source appended, so
+    it is longer than what it was to shorten (needs such a request, an input of 100+ characters, and
+    an answer shorter than it)."""
+    instruction = prompt.partition(_INPUT_MARK)[0]
+    source = prompt_input(prompt)
+    if len(source) < 100 or not _SUMMARY_REQUEST.search(instruction) or len(answer) >= len(source):
+        return None
+    return f"{answer}\n\n{source}" if rng.random() < 0.5 else f"{answer} {source}"
+
+
 Generator = Callable[[str, str, random.Random, Sequence[str], str], "str | None"]
 KINDS: dict[str, Generator] = {
     "repeat": repeat,
@@ -242,6 +300,10 @@ KINDS: dict[str, Generator] = {
     "typos": typos,
     "lowercased": lowercased,
     "punctuation_dropped": punctuation_dropped,
+    "input_pasted": input_pasted,
+    "input_pasted_extended": input_pasted_extended,
+    "role_marker_leaked": role_marker_leaked,
+    "summary_longer": summary_longer,
 }
 # The diagnostic's kinds by default (`eval-scorer --robustness`): every kind but off_topic_similar,
 # which is harder and partly a judgment of correctness (the answer to a similar request may be
@@ -254,7 +316,12 @@ SUITE_KINDS = tuple(k for k in KINDS if k != "off_topic_similar")
 # head's preference for lowercased code as it was (experiments/spelling_kind_variants.py; validation
 # only): case is invisible to the uncased encoder, and no statistic tells lost case from code
 # that is lowercase by nature.
-TRAINING_KINDS = tuple(k for k in KINDS if k not in ("prompt_words_stuffed", "lowercased"))
+# The degraded answers of issue 34 (an input given back, a leaked role marker, a summary longer than its
+# source): in the diagnostic, and out of the per-answer draw of TRAINING_KINDS so that adding them left
+# the shipped recipe's negatives as they were; training on them is a separate draw (data.with_negatives'
+# extra_kinds).
+COPY_KINDS = ("input_pasted", "input_pasted_extended", "role_marker_leaked", "summary_longer")
+TRAINING_KINDS = tuple(k for k in KINDS if k not in ("prompt_words_stuffed", "lowercased", *COPY_KINDS))
 
 
 @dataclass(frozen=True)

@@ -36,15 +36,21 @@ def robustness_pairs(path: str | os.PathLike, max_records: int | None = 300, see
 
 
 def with_negatives(pairs: Sequence[PreferencePair], extra_answers: Sequence[tuple[str, str]] = (),
-                   per_answer: int = 1, seed: int = 42, kinds: Sequence[str] | None = None) -> list[PreferencePair]:
+                   per_answer: int = 1, seed: int = 42, kinds: Sequence[str] | None = None,
+                   extra_kinds: Sequence[str] = ()) -> list[PreferencePair]:
     """`pairs` plus corruption negatives: every distinct chosen answer of `pairs`, and every
     (prompt, answer) of `extra_answers`, above `per_answer` degraded copies of itself (train-pool
     wordings, kinds drawn evenly from `kinds`, None: corruptions.TRAINING_KINDS). These pairs are where length and
-    quality disagree, or where a fluent answer does not answer this request."""
+    quality disagree, or where a fluent answer does not answer this request. extra_kinds: a second draw,
+    one of these kinds per answer where it applies (corruptions.COPY_KINDS: most need an input), after
+    the first; the first draw is the same with or without it."""
     if per_answer < 1:
         return list(pairs)
     items = list(dict.fromkeys([(p.prompt, p.chosen) for p in pairs] + list(extra_answers)))
-    return list(pairs) + build_suite(items, kinds or list(TRAINING_KINDS), seed=seed, pool="train", per_item=per_answer)
+    negatives = build_suite(items, kinds or list(TRAINING_KINDS), seed=seed, pool="train", per_item=per_answer)
+    if extra_kinds:
+        negatives += build_suite(items, list(extra_kinds), seed=seed, pool="train", per_item=1)
+    return list(pairs) + negatives
 
 
 def kind_weights(pairs: Sequence[PreferencePair], by_kind: Mapping[str, float]) -> list[float]:
@@ -65,14 +71,16 @@ def training_data(train_paths: Sequence[str], valid_paths: Sequence[str], *, rob
                   negatives_from: Sequence[str] = (), max_train_pairs: int | None = None,
                   negatives_max_records: int | None = 1000, negatives_per_answer: int = 1,
                   seed: int = 42, train_weights: Sequence[float] | None = None,
-                  negative_kinds: Sequence[str] | None = None, off_topic_weight: float = 1.0) -> TrainingData:
+                  negative_kinds: Sequence[str] | None = None, off_topic_weight: float = 1.0,
+                  extra_negative_kinds: Sequence[str] = ()) -> TrainingData:
     """The training and validation pairs `car-select train-scorer` assembles from its data options:
     every --train file (at most max_train_pairs each, sampled with `seed`), corruption negatives of
     their chosen answers and of negatives_from's answers, each --valid file and a corruption suite
     (eval-pool wordings) of 150 answers per robustness path. train_weights: one per --train file, the
     weight of its pairs in the loss (negatives weigh 1, off_topic ones off_topic_weight); weights are
     None where every pair weighs 1. negative_kinds: the corruption kinds the negatives are drawn from
-    (None: corruptions.TRAINING_KINDS; the validation suites keep the diagnostic's kinds)."""
+    (None: corruptions.TRAINING_KINDS; the validation suites keep the diagnostic's kinds);
+    extra_negative_kinds: with_negatives' extra_kinds."""
     if train_weights is not None and len(train_weights) != len(train_paths):
         raise CarSelectError(f"{len(train_weights)} training weights for {len(train_paths)} training files")
     if train_weights is not None and any(not w > 0 for w in train_weights):
@@ -87,7 +95,7 @@ def training_data(train_paths: Sequence[str], valid_paths: Sequence[str], *, rob
         weights += [weight] * len(pairs)
     extra = [it for path in negatives_from for it in answer_items(path, negatives_max_records, seed)]
     if negatives_per_answer:
-        train = with_negatives(train, extra, negatives_per_answer, seed, negative_kinds)
+        train = with_negatives(train, extra, negatives_per_answer, seed, negative_kinds, extra_negative_kinds)
         sources += ["negatives"] * (len(train) - len(sources))
         weights += kind_weights(train[len(weights):], {"off_topic": off_topic_weight})
     valid = {os.path.basename(path): read_pairs(path) for path in valid_paths}

@@ -52,6 +52,10 @@ class TrainSettings:
     # at most half of max_length; None: a quarter of max_length, 64 of 256)
     tail_tokens: int | None = None
     negatives_per_answer: int = 1  # corruption negatives per chosen answer (used by the CLI's data assembly)
+    # A second draw of negatives, one of these kinds per answer where it applies (data.with_negatives'
+    # extra_kinds; corruptions.COPY_KINDS: the input pasted, a role marker leaked, a summary longer than
+    # its source). Empty: none (see docs/scorer.md for what training on them did on validation)
+    extra_negative_kinds: list[str] = field(default_factory=list)
     # Loss weight of the off_topic negatives (another record's answer; other negatives weigh 1): at 1 the
     # head ranked fluent code for another request above the right answer (validation only:
     # experiments/off_topic_weight_variants.py)
@@ -329,7 +333,8 @@ def train_from_files(output: str | os.PathLike, train: Sequence[str], valid: Seq
     data = training_data(train, valid, robustness_paths=valid_robustness, negatives_from=negatives_from,
                          max_train_pairs=max_train_pairs, negatives_max_records=negatives_max_records,
                          negatives_per_answer=settings.negatives_per_answer, seed=settings.seed,
-                         train_weights=train_weights, off_topic_weight=settings.off_topic_weight)
+                         train_weights=train_weights, off_topic_weight=settings.off_topic_weight,
+                         extra_negative_kinds=settings.extra_negative_kinds)
     started = time.perf_counter()
     result = train_scorer(data.train, data.valid, settings, quiet=quiet, cache_dir=cache_dir,
                           pair_weights=data.weights)
