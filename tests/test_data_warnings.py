@@ -48,7 +48,12 @@ def test_one_empty_response_is_worded_in_the_singular():
                                        given_scores=False)
     assert count == 1
     assert "1 distinct record has an empty or whitespace-only response" in warned[0]
-    assert "put it at a median percentile" in warned[0] and "1 of them is in the selection" in warned[0]
+    assert "put it at a percentile of 0 (0 = lowest), and it is in the selection" in warned[0]
+    warned, _ = selection_warnings(recs, np.arange(4), np.array([0.0, 1, 2, 3]), np.array([3]), given_scores=False)
+    assert "and it is not in the selection" in warned[0]
+    many, _ = selection_warnings(_records(["", " ", "y"]), np.arange(3), np.array([0.0, 1, 2]), np.array([1]),
+                                 given_scores=False)
+    assert "2 distinct records have" in many[0] and "put them at a median" in many[0] and "1 of them is in" in many[0]
 
 
 def _dolly_sized_run(n=3000, n1=1000, seed=0, budget=None):

@@ -61,10 +61,12 @@ def selection_warnings(records: Sequence[Record], unique: np.ndarray, scores_u: 
         percentile = 100.0 * np.median(order[empty]) / max(1, n - 1)
         kept = int(np.isin(unique[empty], chosen).sum())
         source = "the given scores" if given_scores else "the scorer"
+        where = (f"at a percentile of {percentile:.0f} (0 = lowest), and it is {'' if kept else 'not '}in the selection"
+                 if len(empty) == 1 else f"at a median percentile of {percentile:.0f} (0 = lowest), and {kept:,} of "
+                 f"them {plural(kept, 'is')} in the selection")
         warnings.append(f"{count(len(empty), 'distinct record')} {plural(len(empty), 'has')} an empty or "
-                        f"whitespace-only response; {source} put {plural(len(empty), 'it', 'them')} at a median "
-                        f"percentile of {percentile:.0f} (0 = lowest) and {kept:,} of them {plural(kept, 'is')} in "
-                        f"the selection ({_first_ids(unique[empty])})")
+                        f"whitespace-only response; {source} put {plural(len(empty), 'it', 'them')} {where} "
+                        f"({_first_ids(unique[empty])})")
     return warnings, int(len(empty))
 
 

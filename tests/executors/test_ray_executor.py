@@ -189,7 +189,8 @@ def test_engines_agree_exactly_without_sharing_a_cache(ray_cluster, records, sco
     assert on_ray.inertia == pytest.approx(local.inertia)
     assert list(on_ray.annotations()) == list(local.annotations())
     summary, expected = on_ray.summary(), local.summary()
-    for key in ("records_read", "duplicates_dropped", "k", "selected", "selected_top_n1", "clusters_covered"):
+    for key in ("records_read", "duplicates_dropped", "k", "selected", "selected_top_n1", "clusters_covered",
+                "scored"):  # texts_cut: counted in the actors, summed by the driver
         assert summary[key] == expected[key], key
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from car_select.report import write_figures, write_report
 from car_select.report.svg import BETTER
-from car_select.selection.baselines import compare_with_random, versus_text
+from car_select.selection.baselines import compare_with_random, row_decimals, versus_text
+from car_select.wording import number
 from synthetic_report import EVIL
 
 
@@ -45,7 +46,10 @@ def test_report_has_the_baselines_table_and_plots(page):
     assert "<h2>Against baselines</h2>" in html
     assert f"The {c['size']:,} selected records beside 3 uniform random subsets" in html
     cells = row_cells(html, "distance to nearest kept, mean")  # selection, random, top score, longest, vs random
-    assert len(cells) == 5 and cells[2] == f"{c['top_score']['coverage_distance']:.4g}"
+    row = [c[k]["coverage_distance"] for k in ("selected", "random_mean", "random_std", "top_score", "longest_output")]
+    # one precision for the whole row, as the text summary's table has it (issue 33)
+    assert len(cells) == 5 and cells[2] == number(c["top_score"]["coverage_distance"],
+                                                   row_decimals("coverage_distance", row))
     assert 'aria-label="selection as a multiple of random"' in html
     # the quality-against-coverage plot: one point per subset, the random ones as a cloud
     plot = html[html.index('id="quality-coverage"'):]
@@ -63,8 +67,9 @@ def test_signed_scores_are_compared_by_difference(data, tmp_path):
     write_report(tmp_path / "r.html", d)
     html = (tmp_path / "r.html").read_text()
     shown = row_cells(html, "mean score")[-1]
-    assert shown == versus_text("mean_score", sel, rnd) and shown.startswith("+")
-    assert float(shown) == pytest.approx(sel - rnd, abs=1e-3)
+    row = [c[k]["mean_score"] for k in ("selected", "random_mean", "random_std", "top_score", "longest_output")]
+    assert shown == versus_text("mean_score", sel, rnd, row_decimals("mean_score", row)) and shown.startswith("+")
+    assert float(shown) == pytest.approx(sel - rnd, abs=0.5 * 10 ** -row_decimals("mean_score", row))
     bars = html[html.index('aria-label="score difference from random"'):]
     bar = re.search(r'<rect [^>]*fill="([^"]+)"><title>mean score: ([^<]+)</title>', bars[:bars.index("</svg>")])
     assert bar.group(1) == BETTER and float(bar.group(2)) == pytest.approx(sel - rnd, abs=1e-3)

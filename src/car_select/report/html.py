@@ -22,8 +22,8 @@ import numpy as np
 
 from ..atomic import atomic_write_text
 from ..scored import describe_lines
-from ..wording import count
-from ..selection.baselines import BASELINES, FIGURES, versus, versus_text
+from ..wording import count, number
+from ..selection.baselines import BASELINES, FIGURES, row_decimals, versus, versus_text
 from .data import DEFAULT_MAX_POINTS, ReportData, baseline_points, cluster_rows, finite, hist_edges
 from .svg import bars_svg, esc, fmt, hist_svg, quality_coverage_svg
 
@@ -146,9 +146,14 @@ def _baselines_html(c: dict[str, Any]) -> str:
         if key not in c.get("selected", {}):
             continue
         sel, rnd, sd = float(c["selected"][key]), float(c["random_mean"][key]), float(c["random_std"][key])
-        body.append(f"<tr><th>{esc(figure.label)}</th><td>{esc(fmt(sel))}</td><td>{esc(fmt(rnd))} &plusmn; "
-                    f"{esc(fmt(sd))}</td>" + "".join(f"<td>{esc(fmt(c[b][key]))}</td>" for b in names)
-                    + f"<td>{esc(versus_text(key, sel, rnd))}</td></tr>")
+        places = row_decimals(key, [sel, rnd, sd, *(c[b][key] for b in names)])  # as the text summary's table
+
+        def one(v):  # one subset's figure: a count is a whole number
+            return esc(number(int(v) if figure.integer and v == v else float(v), places))
+
+        body.append(f"<tr><th>{esc(figure.label)}</th><td>{one(sel)}</td><td>{esc(number(rnd, places))} &plusmn; "
+                    f"{esc(number(sd, places))}</td>" + "".join(f"<td>{one(c[b][key])}</td>" for b in names)
+                    + f"<td>{esc(versus_text(key, sel, rnd, places))}</td></tr>")
         if not (math.isfinite(sel) and math.isfinite(rnd)):
             continue
         kind, value = versus(key, sel, rnd)
@@ -182,6 +187,9 @@ def _languages_html(langs: dict[str, Any]) -> str:
     rows = "".join(f"<tr><th>{esc(code)}</th><td>{int(n):,}</td><td>{esc(fmt(100.0 * n / total))}%</td></tr>"
                    for code, n in list(counts.items())[:15])
     note = f'<p class="sub">{esc(langs["warning"])}</p>' if langs.get("warning") else ""
+    if "und" in counts:
+        note += ('<p class="sub">und (undetermined): too little text to judge, or no language likely enough; '
+                 "never counted against the scorer's languages.</p>")
     detected, of = langs.get("detected"), langs.get("of")
     if detected is not None and of is not None and detected < of:
         what = f"a seeded random sample of {int(detected):,} of the {int(of):,} distinct records"
