@@ -54,6 +54,17 @@ def given_scores(dataset: Dataset, config: Config):
     return read_score_field(dataset, config.score_field)
 
 
+def balance_values(dataset: Dataset, config: Config):
+    """The Config.balance field's value per record (None without one): a missing one is an error."""
+    if config.balance is None:
+        return None
+    from .given_scores import read_value_field
+    from .selection.balance import parse_balance
+    from .targeting import value_text
+
+    return [value_text(v) for v in read_value_field(dataset, parse_balance(config.balance)[0])]
+
+
 def manifest_path(annotated: str) -> str:
     """Where the run manifest goes: beside the annotated file, `ANNOTATED.manifest.json`."""
     return f"{annotated}.manifest.json"
@@ -143,10 +154,10 @@ def run(dataset: Dataset | str, config: Config | None = None, *, output: str | N
         t = time.perf_counter()
         if not isinstance(dataset, Dataset):
             dataset = read_input(dataset, file_format=file_format, schema=schema, fields=fields, executor=executor,
-                                 keep_rows=config.score_field is not None)
+                                 keep_rows=config.score_field is not None or config.balance is not None)
         read_seconds = time.perf_counter() - t
         selection = select_validated(dataset.records, config, progress=progress, scores=given_scores(dataset, config),
-                           executor=executor)
+                                     executor=executor, balance_values=balance_values(dataset, config))
         selection.stage_seconds = {"read": read_seconds, **selection.stage_seconds}
         if selection.scored is not None:
             selection.scored["schema"] = dataset.schema

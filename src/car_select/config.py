@@ -48,6 +48,14 @@ class Config:
     max_similarity: float = 0.9
     # Drop records whose cosine similarity to a better-scored kept one is at least this, before any strategy.
     near_duplicates: float | None = None
+    # --- what the selection is for (selection/target.py, decontaminate.py, balance.py; issue 36) ---
+    # Files of target examples (records or prompts alone): keep the budget from the records nearest them.
+    targets: tuple[str, ...] = ()
+    # Files of evaluation prompts: a record holding one (exact, 13-word n-gram or embedding match) is never kept.
+    decontaminate: tuple[str, ...] = ()
+    # A record field (a dotted path, as --fields takes) whose values get quotas of the budget, in proportion to
+    # the input ("FIELD") or equal ("FIELD:equal"); the strategy fills each quota.
+    balance: str | None = None
     # --- clustering (paper: PCA keeping 95% variance, k = int(sqrt(n/2)), random_state 42) ---
     clusters: int | None = None
     pca_variance: float = 0.95
@@ -102,6 +110,7 @@ class Config:
             raise SettingError("{} 0 and {} 0 select nothing; keep at least one above 0", "n1", "n2")
         self._validate_budget()
         self._validate_strategy()
+        self._validate_aims()
         if not 0.0 < self.pca_variance <= 1.0:
             raise fail("pca_variance", f"must be in (0, 1], got {self.pca_variance}")
         if self.clusters is not None and self.clusters < 1:
@@ -189,6 +198,18 @@ class Config:
             raise SettingError(f"{{}} {self.strategy} needs {{}} or {{}} (how many records to keep)",
                                "strategy", "budget", "fraction")
 
+    def _validate_aims(self) -> None:
+        """Targets, decontamination files and the balance field (issue 36)."""
+        for name in ("targets", "decontaminate"):
+            for path in getattr(self, name):
+                if not isinstance(path, str) or not path.strip():
+                    raise SettingError(f"{{}} must be file paths, got {path!r}", name)
+        if self.balance is not None and not self.balance.split(":")[0].strip():
+            raise SettingError(f"{{}} must name a field (FIELD or FIELD:equal), got {self.balance!r}", "balance")
+        for name in ("targets", "balance"):
+            if getattr(self, name) and self.budget is None and self.fraction is None:
+                raise SettingError("{} needs {} or {} (how many records to keep)", name, "budget", "fraction")
+
     def _validate_budget(self) -> None:
         """Budget, threshold, score field and comparison settings (issue 12)."""
         if self.budget is not None and (not isinstance(self.budget, int) or isinstance(self.budget, bool)
@@ -235,6 +256,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "fast_encoder": (bool,), "cpu_batch_tokens": (int,), "encode_workers": (int, type(None)),
     "strategy": (str,), "quality_weight": (float, int), "max_similarity": (float, int),
     "near_duplicates": (float, int, type(None)),
+    "targets": (tuple, list), "decontaminate": (tuple, list), "balance": (str, type(None)),
 }
 
 

@@ -19,6 +19,7 @@ from .render import render_record
 from .scoring.scorer import Scorer
 from .selection.apply import apply_rule
 from .stages import ClusterEstimator, Featurize
+from .targeting import AimNotes, Aims
 
 
 @dataclass
@@ -59,6 +60,7 @@ class Selection:
     languages: dict | None = None  # languages.language_summary: detected languages, scorer's, warning
     record_languages: list | None = None  # per input record, when every distinct record was detected
     manifest: dict | None = None  # manifest.build_manifest, set by api.run (it knows the input file)
+    aims: AimNotes | None = None  # targets, decontamination, balance (targeting.py), None without them
     # scored.describe: the schema (set by api.run), texts per record, aggregation, window, texts cut
     scored: dict | None = None
 
@@ -104,13 +106,16 @@ class Selection:
                 row["flags"] = self.turn_flags[i]
                 if self.broken_turns_dropped and self.duplicate_of[i] < 0:
                     row["reason"] = "broken_turn"
+            if self.aims is not None:
+                self.aims.annotate(i, row)
             if self.record_languages is not None:
                 row["language"] = self.record_languages[i]
             yield row
 
     def _reason_counts(self) -> dict[str, int]:
         """selected_<reason>: CaR's two always (0 included, as before), another strategy's own."""
-        reasons = ("top_n1", "cluster_top") if self.strategy == "car" else sorted(set(self.reasons))
+        reasons = (("top_n1", "cluster_top") if self.strategy == "car" and "target" not in self.reasons
+                   else sorted(set(self.reasons)))
         return {f"selected_{r}": self.reasons.count(r) for r in reasons}
 
     def _broken_turn_counts(self) -> dict[str, int]:
@@ -146,6 +151,7 @@ class Selection:
             "cache_hits": self.cache_hits,
             "encoder_passes": self.encoder_passes,
             **({"against_random": self.against_random} if self.against_random else {}),
+            **(self.aims.summary if self.aims is not None else {}),
             **({"languages": self.languages} if self.languages else {}),
             **({"manifest": self.manifest} if self.manifest else {}),
             **({"warnings": list(self.warnings)} if self.warnings else {}),
@@ -183,16 +189,18 @@ def dedupe(records: Sequence[Record]) -> tuple[np.ndarray, np.ndarray]:
 
 def select(records: Sequence[Record], config: Config | None = None, *, scorer: Scorer | None = None,
            scores: Sequence[float] | np.ndarray | None = None, quiet: bool = True,
-           progress: Progress | None = None, executor=None) -> Selection:
+           progress: Progress | None = None, executor=None, balance_values: Sequence | None = None) -> Selection:
     """Run CaR on `records` and return the Selection (nothing is written). `scores`, one per record
-    (e.g. from `given_scores.read_score_field`), replaces the scorer: records are only embedded."""
+    (e.g. from `given_scores.read_score_field`), replaces the scorer: records are only embedded.
+    `balance_values`, one per record (given_scores.read_value_field), are what Config.balance splits by."""
     return select_validated(records, (config or Config()).validate(), scorer=scorer, scores=scores, quiet=quiet,
-                            progress=progress, executor=executor)
+                            progress=progress, executor=executor, balance_values=balance_values)
 
 
 def select_validated(records: Sequence[Record], config: Config, *, scorer: Scorer | None = None,
                      scores: Sequence[float] | np.ndarray | None = None, quiet: bool = True,
-                     progress: Progress | None = None, executor=None) -> Selection:
+                     progress: Progress | None = None, executor=None, balance_values: Sequence | None = None
+                     ) -> Selection:
     """`select` for a Config that was validated already (api.run validates it before reading the input,
     so that a run validates its settings once)."""
     progress = progress or Progress(quiet)
@@ -209,12 +217,14 @@ def select_validated(records: Sequence[Record], config: Config, *, scorer: Score
     t = time.perf_counter()
     unique, duplicate_of = dedupe(records)
     config.check_fits(len(unique), len(records))
+    aims = Aims.read(config, len(records), balance_values)  # example files are read (and refused) before any work
     seconds["render"] = time.perf_counter() - t
     executor = executor or LocalExecutor()
 
     t = time.perf_counter()
     # the model loads (in whichever process runs the stage) only if something is not cached
-    feats = executor.featurize(Featurize(config, scorer), [records[i] for i in unique], progress)
+    stage = Featurize(config, scorer)
+    feats = executor.featurize(stage, [records[i] for i in unique], progress)
     scores_u, hits = feats.scores, feats.cache_hits
     if scores is not None:  # given scores replace the scorer's (its pass gave the embedding)
         scores_u = scores[unique].astype(np.float32)
@@ -228,6 +238,10 @@ def select_validated(records: Sequence[Record], config: Config, *, scorer: Score
     labels_u, reduced = executor.cluster(estimator, feats)
     model = estimator.model
     seconds["cluster"] = time.perf_counter() - t
+    if aims is not None:  # target and test examples, embedded like records, in the run's PCA space
+        t = time.perf_counter()
+        aims.embed(stage, estimator, progress)
+        seconds["targets_embed"] = time.perf_counter() - t
 
     t = time.perf_counter()
     min_score = config.min_score
@@ -246,7 +260,8 @@ def select_validated(records: Sequence[Record], config: Config, *, scorer: Score
                       fraction=config.fraction, min_score=min_score, n_records=len(records), index=unique[pos],
                       strategy=config.strategy, reduced=None if reduced is None else reduced[pos],
                       quality_weight=config.quality_weight, max_similarity=config.max_similarity,
-                      near_duplicates_at=config.near_duplicates)
+                      near_duplicates_at=config.near_duplicates,
+                      **({} if aims is None else aims.rule_inputs(records, unique, reduced, pos)))
     if rule.near_duplicate_of is not None and len(pos) < len(unique):  # eligible positions -> distinct ones
         near_all = np.full(len(unique), -1, dtype=np.int64)
         near_all[pos] = np.where(rule.near_duplicate_of >= 0, pos[np.maximum(rule.near_duplicate_of, 0)], -1)
@@ -272,6 +287,7 @@ def select_validated(records: Sequence[Record], config: Config, *, scorer: Score
     if rule.near_duplicate_of is not None:  # distinct positions -> input positions, per input record
         near_u = np.where(rule.near_duplicate_of >= 0, unique[np.maximum(rule.near_duplicate_of, 0)], -1)
         near_duplicate_of = near_u[position[source]]
+    aim_notes = None if aims is None else aims.notes(rule, unique, position, source, reduced, pos)
     seconds["select"] = time.perf_counter() - t
 
     against_random = None
@@ -306,6 +322,6 @@ def select_validated(records: Sequence[Record], config: Config, *, scorer: Score
         min_percentile=config.min_percentile,
         eligible=rule.eligible, warnings=rule.warnings, near_duplicate_of=near_duplicate_of,
         empty_responses=empty_responses, against_random=against_random, languages=languages,
-        record_languages=record_languages, scored=scored,
+        record_languages=record_languages, scored=scored, aims=aim_notes,
         turn_flags=[flags_u[i] for i in position[source]], broken_turns_dropped=not config.keep_broken_turns,
     )

@@ -24,6 +24,7 @@ FIELD_FLAGS = {
     "precision": "--precision", "device": "--device", "batch_tokens": "--batch-tokens", "cache_dir": "--cache-dir",
     "use_cache": "--no-cache", "strategy": "--strategy", "quality_weight": "--quality-weight",
     "max_similarity": "--max-similarity", "near_duplicates": "--near-duplicates",
+    "targets": "--target", "decontaminate": "--decontaminate", "balance": "--balance",
     "keep_broken_turns": "--keep-broken-turns",
 }
 # API arguments (not Config fields) that errors name: api.run / api.score_dataset / formats

@@ -63,6 +63,17 @@ def add_parser(sub):
     add_field_option(g, "near_duplicates", type=float, metavar="T",
                      help="before selecting, drop records whose cosine similarity to a better-scored kept one is at "
                      "least T (0 < T <= 1; 0.95 catches lightly edited copies); off by default")
+    add_field_option(g, "targets", action="append", metavar="FILE",
+                     help="examples of the tasks the data is for (records or prompts alone, any input format; "
+                     "repeatable): the strategy keeps the budget from the records nearest them (round-robin over "
+                     "the examples, a pool of twice the budget); needs --budget or --fraction")
+    add_field_option(g, "decontaminate", action="append", metavar="FILE",
+                     help="evaluation prompts to keep out (repeatable; e.g. MT-Bench's question.jsonl): a record "
+                     "whose instruction or user turn matches one after normalisation, shares 13 words in a row "
+                     "with one, or is an embedding near-duplicate of one is never selected (reason contaminated)")
+    add_field_option(g, "balance", metavar="FIELD[:equal]",
+                     help="split the budget among the values of this record field (a dotted path, as --fields), in "
+                     "proportion to the input, or equally with FIELD:equal; the strategy fills each quota")
     add_field_option(g, "score_field", metavar="NAME",
                      help="use this numeric field of every record as its score (no scorer; records are only "
                      "embedded); a dotted path reaches into nested objects")
@@ -137,11 +148,11 @@ def main(args, settings: Settings) -> int:
 
 def _selected_by(s: dict) -> str:
     """How the selection splits by reason: CaR's top-n1 and cluster tops, or another strategy's reasons."""
-    if "strategy" not in s:
+    if "strategy" not in s and "selected_top_n1" in s:
         return f"{s['selected_top_n1']:,} top-n1 + {s['selected_cluster_top']:,} cluster tops"
     counts = " + ".join(f"{n:,} {k.removeprefix('selected_').replace('_', ' ')}" for k, n in s.items()
                         if k.startswith("selected_"))
-    return f"{s['strategy']}: {counts or 'none'}"
+    return f"{s.get('strategy', 'car')}: {counts or 'none'}"
 
 
 # The run's outputs as RunResult.summary names them, in the order the summary lists them.
@@ -173,6 +184,9 @@ def format_summary(s: dict) -> str:
         lines.append(f"languages           {shown}" + (f" (a sample of {lang['detected']:,} of {lang['of']:,})"
                                                        if lang["detected"] < lang["of"] else "")
                      + ("; und: too little text, or no language likely enough" if "und" in lang["counts"] else ""))
+    from ..targeting import format_aims
+
+    lines.extend(format_aims(s))
     if s.get("against_random"):
         from ..selection.baselines import format_comparison
 
