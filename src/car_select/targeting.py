@@ -36,7 +36,10 @@ class Aims:
     tests: list[tuple[str, Example]] = field(default_factory=list)
     values: list[str] | None = None  # balance: per input record
     target_reduced: np.ndarray | None = None
-    test_reduced: np.ndarray | None = None
+    test_embeddings: np.ndarray | None = None  # the test prompts' encoder embeddings (not reduced)
+    test_owner: np.ndarray | None = None  # per row of test_embeddings: its test example
+    stage: object = None  # the run's Featurize stage
+    progress: object = None
 
     @classmethod
     def read(cls, config: Config, n_records: int, balance_values: Sequence[str] | None = None) -> "Aims | None":
@@ -68,22 +71,35 @@ class Aims:
         run's Featurize, in this process), reduced by the fitted `estimator`."""
         from .executors.local import LocalExecutor
 
-        records: list[Record] = [ex.record for _, ex in self.targets + self.tests]
+        self.stage, self.progress = stage, progress
+        # a test example's prompts (MT-Bench's two turns) are embedded one by one: each alone may be copied
+        prompts = [(k, p) for k, (_, ex) in enumerate(self.tests) for p in ex.prompts]
+        self.test_owner = np.array([k for k, _ in prompts], dtype=np.int64)
+        records = [ex.record for _, ex in self.targets] + [Record(instruction=p, output="") for _, p in prompts]
         if not records:
             return
         feats = LocalExecutor().featurize(stage, records, progress)
-        _, reduced = estimator.predict(np.asarray(feats.embeddings, dtype=np.float32))
-        self.target_reduced = reduced[:len(self.targets)] if self.targets else None
-        self.test_reduced = reduced[len(self.targets):] if self.tests else None
+        embeddings = np.asarray(feats.embeddings, dtype=np.float32)
+        if self.targets:
+            self.target_reduced = estimator.predict(embeddings[:len(self.targets)])[1]
+        if self.tests:
+            self.test_embeddings = embeddings[len(self.targets):]
 
-    def contamination(self, records: Sequence[Record], reduced: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
-        """Per distinct record (the rows of `reduced`): the test example contaminating it (-1: none), and how."""
+    def contamination(self, records: Sequence[Record]):
+        """Per distinct record: the test example contaminating it (-1: none), how, and its prompt's highest
+        cosine similarity to a test prompt. The embedding test compares prompts with prompts: each record
+        is embedded once more with its responses blanked (short texts; cached like any other), as the test
+        prompts are, so that a long or unrelated response does not hide a copied question."""
+        from .executors.local import LocalExecutor
         from .selection.decontaminate import find_contaminated, user_texts
 
         if not self.tests:
-            return np.full(len(records), -1, dtype=np.int64), [None] * len(records)
+            return np.full(len(records), -1, dtype=np.int64), [None] * len(records), None
+        prompts_only = [prompt_record(r) for r in records]
+        feats = LocalExecutor().featurize(self.stage, prompts_only, self.progress)
         return find_contaminated([user_texts(r.exchanges()) for r in records], [ex.prompts for _, ex in self.tests],
-                                 reduced, self.test_reduced)
+                                 np.asarray(feats.embeddings, dtype=np.float32), self.test_embeddings,
+                                 prompt_owner=self.test_owner)
 
     def groups(self, unique: np.ndarray) -> tuple[list[str], np.ndarray] | None:
         from .selection.balance import group_ids
@@ -95,7 +111,7 @@ class Aims:
     def rule_inputs(self, records: Sequence[Record], unique: np.ndarray, reduced: np.ndarray, pos: np.ndarray) -> dict:
         """apply_rule's exclude, targets, groups and balance_mode for the distinct records at `pos`
         (positions among `unique`); what they were for every distinct record is kept for `notes`."""
-        self._contaminated, self._how = self.contamination([records[i] for i in unique], reduced)
+        self._contaminated, self._how, self._similarity = self.contamination([records[i] for i in unique])
         grouped = self.groups(unique)
         self._names, self._groups = grouped if grouped is not None else (None, None)
         out: dict = {}
@@ -124,7 +140,8 @@ class Aims:
             best, _ = nearest_target(reduced[chosen_u], self.target_reduced)
             nearest = {int(i): self.target_label(int(k)) for i, k in zip(rule.selection.indices.tolist(), best)}
         by = [None if k < 0 else self.test_label(int(k)) for k in marks.tolist()]
-        return AimNotes(summary, by if self.tests else None, nearest)
+        similarity = None if self._similarity is None else self._similarity[position[source]]
+        return AimNotes(summary, by if self.tests else None, nearest, similarity)
 
     def target_label(self, k: int) -> str:
         path, ex = self.targets[k]
@@ -175,6 +192,12 @@ class Aims:
         return out
 
 
+def prompt_record(record: Record) -> Record:
+    """The record with every response blanked: what its user texts alone embed to."""
+    return Record(instruction=record.instruction, output="", input=record.input,
+                  history=tuple((u, "") for u, _ in record.history), system=record.system)
+
+
 def value_text(value) -> str:
     """A balance field's value as the text that names its group (numbers and lists as JSON)."""
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
@@ -211,6 +234,8 @@ class AimNotes:
     summary: dict
     contaminated_by: list[str | None] | None  # per input record: "file:line" of the test prompt, or None
     nearest_target: dict[int, str]  # per selected input record: "file:line" of its most similar target example
+    # per input record: the highest cosine similarity to a test example (None without --decontaminate)
+    test_similarity: np.ndarray | None = None
 
     def annotate(self, i: int, row: dict) -> None:
         if self.contaminated_by is not None and self.contaminated_by[i] is not None:

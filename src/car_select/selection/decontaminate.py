@@ -5,11 +5,12 @@ instruction with its input, or any user turn of a conversation)
 1. equals the prompt after normalisation (lowercase, punctuation removed, whitespace collapsed);
 2. shares an NGRAM-word sequence with it after the same normalisation (13 words: the test of the GPT-3
    and Llama 2 contamination studies, also what Tulu's decontamination scripts use);
-3. or is an embedding near-duplicate: the record's embedding and the prompt's (rendered as a record
-   with no response) have cosine similarity at least EMBEDDING_THRESHOLD in the run's PCA-reduced space.
+3. or is an embedding near-duplicate: the record's user texts and the prompt, each embedded as a record
+   with its responses blanked, have cosine similarity at least EMBEDDING_THRESHOLD (the encoder's
+   embeddings; prompts against prompts, so a response does not hide a copied question).
 The first test that fires is the record's `how`. The threshold was chosen on data
-(benchmarks/targeting.py, docs/targeting.md): MT-Bench questions with an unrelated response injected
-into Alpaca against the Alpaca records' own similarity to those questions.
+(benchmarks/targeting.py, docs/targeting.md): lightly edited MT-Bench questions injected into Alpaca
+that the text tests miss, against the Alpaca records' own similarity to the MT-Bench questions.
 
 Pure: texts and arrays in, arrays out.
 """
@@ -77,11 +78,14 @@ class TestPrompts:
 
 def find_contaminated(record_texts: Sequence[Sequence[str]], prompts: Sequence[Sequence[str]],
                       reduced: np.ndarray | None = None, prompt_reduced: np.ndarray | None = None,
-                      threshold: float | None = EMBEDDING_THRESHOLD, n: int = NGRAM
-                      ) -> tuple[np.ndarray, list[str | None]]:
+                      threshold: float | None = EMBEDDING_THRESHOLD, n: int = NGRAM,
+                      prompt_owner: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, list[str | None], np.ndarray | None]:
     """Per record: (the test example that contaminates it, or -1; how: "exact", "ngram", "embedding"
-    or None). `record_texts` holds each record's user texts; `reduced` and `prompt_reduced` (one row per
-    record and per test example) enable the embedding test (threshold None: off)."""
+    or None; the highest cosine similarity to a test example, None without embeddings). `record_texts`
+    holds each record's user texts; `reduced` and `prompt_reduced` (one row per record and per test
+    example, in any one space; with `prompt_owner`, one row per test prompt text, owned by the test
+    example it gives) enable the embedding test (threshold None: off)."""
     tests = TestPrompts(prompts, n)
     by = np.full(len(record_texts), -1, dtype=np.int64)
     how: list[str | None] = [None] * len(record_texts)
@@ -89,19 +93,21 @@ def find_contaminated(record_texts: Sequence[Sequence[str]], prompts: Sequence[S
         k, kind = tests.match(texts)
         if k >= 0:
             by[i], how[i] = k, kind
-    if threshold is not None and reduced is not None and prompt_reduced is not None and len(prompt_reduced):
+    best = None
+    if reduced is not None and prompt_reduced is not None and len(prompt_reduced) and len(reduced):
         import faiss
 
         index = faiss.IndexFlatIP(prompt_reduced.shape[1])
         index.add(unit_rows(prompt_reduced))
-        open_ = np.flatnonzero(by < 0)
-        if len(open_):
-            sims, nearest = index.search(unit_rows(reduced[open_]), 1)
-            hit = sims[:, 0] >= threshold
-            by[open_[hit]] = nearest[hit, 0]
-            for i in open_[hit]:
+        sims, nearest = index.search(unit_rows(reduced), 1)
+        best = sims[:, 0]
+        if threshold is not None:
+            hit = (by < 0) & (best >= threshold)
+            owner = np.arange(len(prompt_reduced)) if prompt_owner is None else np.asarray(prompt_owner)
+            by[hit] = owner[nearest[hit, 0]]
+            for i in np.flatnonzero(hit):
                 how[i] = "embedding"
-    return by, how
+    return by, how, best
 
 
 def user_texts(exchanges: Sequence[tuple[str, str, str]]) -> list[str]:
