@@ -35,11 +35,11 @@ def test_conversations_are_described_per_exchange_with_their_system_prompts():
     assert (d["records"], d["texts"], d["multi_turn_records"], d["system_prompts_not_scored"]) == (3, 5, 1, 1)
     assert d["turn_aggregate"] == "min" and d["schema"] == "sharegpt"
     text = dict(describe_lines(d))
-    assert text["scored"].startswith("5 texts from 3 distinct sharegpt records: one per exchange")
-    assert "the min of its exchanges'" in text["scored"] and "1 system prompt not scored" in text["scored"]
+    assert text["scored"].startswith("5 texts from 3 distinct records (schema sharegpt): one per exchange")
+    assert 'aggregated by turn_aggregate "min"' in text["scored"] and "1 system prompt not scored" in text["scored"]
     assert "first 192 and last 64" in text["window"] and "1 text filled it" in text["window"]
     single = describe([Record("q", "a")], Config(), None, None, "alpaca")
-    assert describe_lines(single) == [("scored", "1 text, one per distinct alpaca record")]
+    assert describe_lines(single) == [("scored", "1 text, one per distinct record (schema alpaca)")]
 
 
 def test_a_text_longer_than_the_window_is_counted_and_said(config, tmp_path):
@@ -58,7 +58,7 @@ def test_a_text_longer_than_the_window_is_counted_and_said(config, tmp_path):
     from car_select.cli.run import format_summary
 
     text = format_summary(result.summary())
-    assert "1 text filled it" in text and "alpaca record" in text
+    assert "1 text filled it" in text and "(schema alpaca)" in text
 
 
 def test_a_one_record_run_says_nothing_it_cannot_know(config):

@@ -68,13 +68,13 @@ def describe(records: Sequence[Record], config: Config, window: dict | None, tex
 def describe_lines(scored: dict) -> list[tuple[str, str]]:
     """(label, sentence) pairs saying what was scored: the text summary's and the report's lines."""
     texts, records = scored["texts"], scored["records"]
-    where = f"{scored['schema']} " if scored.get("schema") else ""
+    schema = f" (schema {scored['schema']})" if scored.get("schema") else ""
     if scored.get("multi_turn_records"):
-        how = (f"{count(texts, 'text')} from {count(records, f'distinct {where}record')}: one per exchange (a user "
-               f"turn and its reply), a conversation's score the {scored['turn_aggregate']} of its exchanges' "
-               f"({count(scored['multi_turn_records'], 'record')} with earlier turns)")
+        how = (f"{count(texts, 'text')} from {count(records, 'distinct record')}{schema}: one per exchange (a user "
+               f"turn and its reply), a conversation's score its exchanges' aggregated by turn_aggregate "
+               f"\"{scored['turn_aggregate']}\" ({count(scored['multi_turn_records'], 'record')} with earlier turns)")
     else:
-        how = f"{count(texts, 'text')}, one per distinct {where}record"
+        how = f"{count(texts, 'text')}, one per distinct record{schema}"
     if scored.get("system_prompts_not_scored"):
         n = scored["system_prompts_not_scored"]
         how += f"; {count(n, 'system prompt')} not scored (no text includes {plural(n, 'it', 'them')})"

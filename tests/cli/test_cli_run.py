@@ -55,7 +55,7 @@ def test_demo_run_json_in_json_out_and_report(tmp_path):
     written = next(line for line in res.stdout.splitlines() if line.startswith("written"))
     assert written.split(None, 1)[1] == f"{out}, {ann}, {ann}.manifest.json, {report}"
     scored = next(line for line in res.stdout.splitlines() if line.startswith("scored"))
-    assert f"{len(records):,} texts, one per distinct alpaca record" in scored
+    assert f"{len(records):,} texts, one per distinct record (schema alpaca)" in scored
     assert any(line.startswith("window") and "256 tokens per text" in line for line in res.stdout.splitlines())
     assert "<th>scored</th>" in report.read_text()
 

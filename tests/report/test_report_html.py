@@ -299,6 +299,7 @@ def test_a_conversation_is_shown_in_context_and_the_scored_texts_are_named():
     from car_select.report.html import EXAMPLE_CHARS, _truncate, build_html
     from car_select.scored import describe, describe_lines
     from synthetic_report import make_data
+    import html
 
     chat = Record("That sounds cool.", "It is!", history=(("I am planning a week in Kyoto in April. " * 8,
                                                            "Go to the Philosopher's Path for the cherry blossoms."),))
@@ -318,4 +319,4 @@ def test_a_conversation_is_shown_in_context_and_the_scored_texts_are_named():
     page = build_html(data)
     assert "That sounds cool." in page and "I am planning a week in Kyoto" in page
     for label, text in describe_lines(scored):
-        assert f"<th>{label}</th><td>{text}</td>" in page.replace("&#x27;", "'")
+        assert f"<th>{label}</th><td>{text}</td>" in html.unescape(page)
