@@ -2,9 +2,9 @@
 
 It records the package version, the scorer's and the embedder's fingerprints (content hashes of their
 files), what was scored (the input's schema, one text per exchange, the aggregation, the scorer's token
-window and how many texts filled it), every Config value, the input's SHA-256 and the seed, with the versions of the libraries that
-shape the numbers and a hash of the selected indices. It goes into the `--json` summary, the report,
-and a sidecar next to the annotated file (`ANNOTATED.manifest.json`).
+window and how many texts filled it), every Config value, the input's SHA-256 and the seed, with the
+versions of the libraries that shape the numbers and a hash of the selected indices. It goes into the
+`--json` summary, the report, and a sidecar next to the annotated file (`ANNOTATED.manifest.json`).
 """
 
 from __future__ import annotations

@@ -308,7 +308,8 @@ def test_a_conversation_is_shown_in_context_and_the_scored_texts_are_named():
     assert "assistant: Go to the Philosopher's Path" in example
     assert record_example(Record("Name a colour.", "Red")) == "Name a colour."
     shown = _truncate(example, EXAMPLE_CHARS)  # a long conversation keeps its opening and its last turn
-    assert len(shown) <= EXAMPLE_CHARS and shown.startswith("user: I am planning") and shown.endswith("That sounds cool.")
+    assert len(shown) <= EXAMPLE_CHARS and shown.startswith("user: I am planning")
+    assert shown.endswith("That sounds cool.")
 
     data = make_data()
     best = int(np.argmax(data.scores))
