@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Sequence
 
 import numpy as np
 
 from .atomic import atomic_write_text
-from .config import Config
+from .config import Config, check_engine
 from .errors import CarSelectError, SettingError
 from .formats import Dataset, read_dataset
 from .outputs import RunOutputs
@@ -65,6 +66,9 @@ def balance_values(dataset: Dataset, config: Config):
     return [value_text(v) for v in read_value_field(dataset, parse_balance(config.balance)[0])]
 
 
+MANIFEST_LABEL = "{}'s manifest"
+
+
 def manifest_path(annotated: str) -> str:
     """Where the run manifest goes: beside the annotated file, `ANNOTATED.manifest.json`."""
     return f"{annotated}.manifest.json"
@@ -107,9 +111,12 @@ def plan_outputs(source: Dataset | str, *, output: str | None = None, output_for
             raise CarSelectError(f"{label('output').rstrip('=')} {output}: {fmt} output cannot be gzipped "
                                  "(Parquet compresses itself); drop the .gz")
         outs.add(label("output"), output, kind="dir" if folder else "file")
+    if annotated and (annotated.endswith(("/", os.sep)) or os.path.isdir(annotated)):
+        raise CarSelectError(f"{label('annotated').rstrip('=')} {annotated}: is a folder; the annotated rows are one "
+                             "JSON Lines file (annotated.jsonl, say)")
     outs.add(label("annotated"), annotated)
-    if annotated:  # the run manifest, beside the annotated rows
-        outs.add(label("annotated-manifest"), manifest_path(annotated))
+    if annotated:  # the run manifest, beside the annotated rows; errors name the option that asked for it
+        outs.add(MANIFEST_LABEL.format(label("annotated").rstrip("=")), manifest_path(annotated))
     outs.add(label("report"), report)
     outs.add(label("figures"), figures, kind="files", names=FIGURE_NAMES)
     return outs.check()
@@ -142,6 +149,7 @@ def run(dataset: Dataset | str, config: Config | None = None, *, output: str | N
     from .executors import executor_for
 
     config = (config or Config()).validate()
+    check_engine(engine, address)
     if order not in ("score", "input"):  # the written selection: by descending score, or as in the input
         raise CarSelectError(f"order must be 'score' or 'input', got {order!r}")
     executor = executor_for(engine, address=address, quiet=quiet)
@@ -176,8 +184,9 @@ def run(dataset: Dataset | str, config: Config | None = None, *, output: str | N
             write_annotated(selection, outputs.temp(by_label["annotated"]))
             from .manifest import dump
 
-            atomic_write_text(outputs.temp(by_label["annotated-manifest"]), dump(selection.manifest))
+            atomic_write_text(outputs.temp(by_label[MANIFEST_LABEL.format("annotated")]), dump(selection.manifest))
             written["annotated"] = by_label["annotated"].path
+            written["annotated_manifest"] = by_label[MANIFEST_LABEL.format("annotated")].path
         selection.stage_seconds["write"] = time.perf_counter() - t
         if "report" in by_label or "figures" in by_label:
             t = time.perf_counter()

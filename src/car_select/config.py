@@ -7,6 +7,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from .encoding.settings import default_cpu_batch_tokens, default_encode_workers, default_fast_encoder
@@ -21,8 +22,61 @@ def default_cache_dir() -> Path:
     return Path(base) / "car-select"
 
 
+# Settings that exclude each other, and why. Given together they are refused (`check_together`); given
+# later (a flag over a --config file, a `Config.replace` change), one clears the other (`overridden`).
+EXCLUSIVE: tuple[tuple[str, str, str], ...] = (
+    ("n1", "budget", "a budget chooses n1"),
+    ("n1", "fraction", "a fraction chooses n1"),
+    ("budget", "fraction", "give one"),
+    ("min_score", "min_percentile", "give one"),
+    ("score_field", "scorer", "the field is the score"),
+)
+# Options of one strategy: set with another strategy they are refused, never silently ignored (issue 29).
+STRATEGY_OPTIONS = {"n1": "car", "n2": "car", "quality_weight": "qd", "max_similarity": "deita"}
+
+
+def check_together(given: Mapping[str, Any]) -> None:
+    """Refuse settings that exclude each other. `given`: the settings someone set, by field name (a Config's
+    fields away from their defaults, or a command line's flags and --config keys, which may repeat a default)."""
+    strategy = given.get("strategy", "car")
+    for option, owner in STRATEGY_OPTIONS.items():
+        if option in given and strategy != owner:
+            raise SettingError(f"{{}} applies to {{}} {owner} only, not {strategy}", option, "strategy")
+    for a, b, why in EXCLUSIVE:
+        if a in given and b in given:
+            raise SettingError(f"{{}} and {{}} are exclusive: {why}", a, b)
+
+
+def overridden(earlier: Mapping[str, Any], later: Mapping[str, Any]) -> dict[str, Any]:
+    """`earlier` settings with `later` ones on top, field by field; an earlier setting that excludes a later
+    one is dropped, so the later word wins (a --config file's `budget` gives way to `--n1` or `--fraction`,
+    its `strategy = "qd"` to `--n1`, its `n1` to `--strategy qd`)."""
+    kept = {k: v for k, v in earlier.items() if k not in later}
+    for a, b, _ in EXCLUSIVE:
+        if a in later:
+            kept.pop(b, None)
+        if b in later:
+            kept.pop(a, None)
+    for option, owner in STRATEGY_OPTIONS.items():
+        if option in later and kept.get("strategy", owner) != owner:
+            kept.pop("strategy")
+    if "strategy" in later or "strategy" in earlier and "strategy" not in kept:  # and so the earlier options
+        strategy = later.get("strategy", "car")                                # of another strategy go too
+        kept = {k: v for k, v in kept.items() if STRATEGY_OPTIONS.get(k, strategy) == strategy}
+    return {**kept, **later}
+
+
+def check_engine(engine: str, address: str | None) -> None:
+    """An engine's settings (api.run's arguments, the CLI's --engine and --address)."""
+    if address and engine != "ray":
+        raise SettingError("{} needs {} ray", "address", "engine")
+
+
 @dataclass
 class Config:
+    """Every setting of a run, checked when built: a bad value or settings that exclude each other raise a
+    one-line SettingError naming the fields (`validate`)."""
+
     # --- selection (paper: n1=1000 global top, n2=1 per cluster) ---
     n1: int = 1000
     n2: int = 1
@@ -87,6 +141,14 @@ class Config:
     # are dropped before the strategy chooses (reason "broken_turn"); True keeps them eligible, still flagged.
     keep_broken_turns: bool = False
 
+    def __post_init__(self):
+        self.validate()
+
+    def given(self) -> dict[str, Any]:
+        """The fields set away from their defaults."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.default is not dataclasses.MISSING and getattr(self, f.name) != f.default}
+
     def validate(self) -> "Config":
         """Raise a one-line SettingError, naming the field, for any bad setting (a front end such as
         the CLI rewords it with its own option names). `check_fits` checks the settings against the data."""
@@ -136,6 +198,10 @@ class Config:
         if self.encode_workers is not None and self.encode_workers < 1:
             raise fail("encode_workers", f"must be >= 1 or None, got {self.encode_workers}")
         check_device(self.device)
+        if self.scorer is not None:
+            from .scoring.named import check_scorer
+
+            check_scorer(self.scorer)
         if self.embedder is not None:
             from .embedder import resolve_model_id
 
@@ -177,7 +243,6 @@ class Config:
         default, is refused rather than ignored."""
         from .selection.apply import STRATEGIES
 
-        defaults = {f.name: f.default for f in dataclasses.fields(self)}
         if self.strategy not in STRATEGIES:
             raise SettingError(f"{{}} must be {', '.join(STRATEGIES[:-1])} or {STRATEGIES[-1]}, got {self.strategy!r}",
                                "strategy")
@@ -190,10 +255,7 @@ class Config:
                                                  or not 0.0 < self.near_duplicates <= 1.0):
             raise SettingError(f"{{}} must be a cosine similarity in (0, 1], got {self.near_duplicates!r}",
                                "near_duplicates")
-        applies = {"n1": "car", "n2": "car", "quality_weight": "qd", "max_similarity": "deita"}
-        for option, strategy in applies.items():
-            if self.strategy != strategy and getattr(self, option) != defaults[option]:
-                raise SettingError(f"{{}} applies to {{}} {strategy} only, not {self.strategy}", option, "strategy")
+        check_together(self.given())
         if self.strategy != "car" and self.budget is None and self.fraction is None:
             raise SettingError(f"{{}} {self.strategy} needs {{}} or {{}} (how many records to keep)",
                                "strategy", "budget", "fraction")
@@ -217,19 +279,13 @@ class Config:
             raise SettingError(f"{{}} must be an integer >= 1 (the records to keep), got {self.budget!r}", "budget")
         if self.fraction is not None and (not _is_number(self.fraction) or not 0.0 < self.fraction <= 1.0):
             raise SettingError(f"{{}} must be a number in (0, 1], got {self.fraction!r}", "fraction")
-        if self.budget is not None and self.fraction is not None:
-            raise SettingError("{} and {} are exclusive: give one", "budget", "fraction")
         if self.min_score is not None and not _is_number(self.min_score):
             raise SettingError(f"{{}} must be a finite number, got {self.min_score!r}", "min_score")
         if self.min_percentile is not None and (not _is_number(self.min_percentile)
                                                 or not 0.0 <= self.min_percentile < 100.0):
             raise SettingError(f"{{}} must be a number in [0, 100), got {self.min_percentile!r}", "min_percentile")
-        if self.min_score is not None and self.min_percentile is not None:
-            raise SettingError("{} and {} are exclusive: give one", "min_score", "min_percentile")
         if self.score_field is not None and (not isinstance(self.score_field, str) or not self.score_field.strip()):
             raise SettingError(f"{{}} must name a field, got {self.score_field!r}", "score_field")
-        if self.score_field is not None and self.scorer is not None:
-            raise SettingError("{} and {} are exclusive: the field is the score", "score_field", "scorer")
         if not isinstance(self.compare_seeds, int) or isinstance(self.compare_seeds, bool) or self.compare_seeds < 0:
             raise SettingError(f"{{}} must be an integer >= 0, got {self.compare_seeds!r}", "compare_seeds")
         if self.language_sample is not None and (not isinstance(self.language_sample, int)
@@ -241,7 +297,12 @@ class Config:
         return Path(self.cache_dir) if self.cache_dir else default_cache_dir()
 
     def replace(self, **changes: Any) -> "Config":
-        return dataclasses.replace(self, **changes)
+        """A copy with `changes`; a setting of this one that excludes a change goes back to its default
+        (`overridden`: `Config(n1=500).replace(budget=100)` is a budget of 100, not an error)."""
+        given = self.given()
+        cleared = set(given) - set(overridden(given, changes))
+        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.name in cleared}
+        return dataclasses.replace(self, **defaults, **changes)
 
     @classmethod
     def field_names(cls) -> list[str]:

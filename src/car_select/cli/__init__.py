@@ -40,14 +40,26 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, Settings | None]:
     """The flags, with a `run --config` TOML file's run options under them, and the run's settings."""
     parser, commands = build_parser()
     args = parser.parse_args(argv)
-    file_fields, file = {}, getattr(args, "config", None)
+    file_fields, file_options, file = {}, {}, getattr(args, "config", None)
     if file:
         file_fields, options = read_config_file(file)
-        if options:  # the file's values become defaults, so flags on the command line still win
-            commands[args.command].set_defaults(**options)
-            args = parser.parse_args(argv)
-    settings = Settings(args, file_fields, file) if args.command in ("run", "score") else None
+        given = given_options(commands[args.command], argv[argv.index(args.command) + 1:])
+        if "engine" in given and args.engine != "ray":  # a flag wins over the file setting it excludes
+            options.pop("address", None)
+        file_options = {k: v for k, v in options.items() if k not in given}  # flags on the command line win
+        for key, value in file_options.items():
+            setattr(args, key, value)
+    settings = Settings(args, file_fields, file, file_options) if args.command in ("run", "score") else None
     return args, settings
+
+
+def given_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The destinations of the options `argv` gives (argparse sets a default only where the namespace has
+    no value yet, so whatever still holds the marker was not given)."""
+    unset = object()
+    namespace = argparse.Namespace(**{a.dest: unset for a in parser._actions if a.dest != argparse.SUPPRESS})
+    parser.parse_args(argv, namespace=namespace)
+    return {dest for dest, value in vars(namespace).items() if value is not unset}
 
 
 def _one_line_warnings() -> None:

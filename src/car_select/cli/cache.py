@@ -8,7 +8,7 @@ from pathlib import Path
 from ..config import Config
 from ..errors import CarSelectError
 from ..wording import count
-from .options import formatter
+from .options import CACHE_DIR_HELP, formatter
 
 CACHE_EXAMPLE = """\
 example:
@@ -24,7 +24,7 @@ def add_parser(sub):
                            "remove unreadable shards, killed runs' temporaries and old formats (and more with "
                            "--all or --older-than).")
     cache.add_argument("action", choices=["info", "prune"])
-    cache.add_argument("--cache-dir", help="feature cache folder (default: ~/.cache/car-select)")
+    cache.add_argument("--cache-dir", metavar="DIR", help=CACHE_DIR_HELP)
     cache.add_argument("--all", action="store_true", help="prune: remove every namespace")
     cache.add_argument("--older-than", type=float, default=None, metavar="DAYS",
                        help="prune: remove namespaces not written for this many days")

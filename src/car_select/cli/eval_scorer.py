@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from ..errors import CarSelectError
-from .options import formatter
+from .options import PRECISION_HELP, SCORER_HELP, formatter
 
 EVAL_EXAMPLE = """\
 example:
@@ -35,9 +35,9 @@ def add_parser(sub):
     ev.add_argument("--save-card", action="store_true", help="merge the figures into the card in the scorer's config.json")
     ev.add_argument("--trained-on", action="append", default=[], metavar="TEXT",
                     help="with --save-card: what the scorer was trained on (default: what its card said)")
-    ev.add_argument("--scorer", help="scorer directory, official .ckpt or 'car-paper' (default: the shipped scorer)")
+    ev.add_argument("--scorer", metavar="SCORER", help=SCORER_HELP)
     ev.add_argument("--json", action="store_true", help="print everything as one JSON object")
-    ev.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    ev.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto", help=PRECISION_HELP)
     ev.add_argument("--device", default="auto")
     return ev
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..config import Config
-from ..errors import CarSelectError
+from ..config import Config, check_together, overridden
+from ..errors import CarSelectError, SettingError
+from ..scoring.named import SCORER_FORMS
 
 FIELD_FLAGS = {
     "n1": "--n1", "n2": "--n2", "budget": "--budget", "fraction": "--fraction", "min_score": "--min-score",
@@ -29,9 +30,9 @@ FIELD_FLAGS = {
 }
 # API arguments (not Config fields) that errors name: api.run / api.score_dataset / formats
 ARGUMENT_FLAGS = {"output_format": "--output-format", "score_column": "--score-column",
-                  "overwrite_field": "--overwrite-field", "order": "--order",
-                  "api_key_env": "--api-key-env", "rating_field": "--rating-field", "sample": "--sample",
-                  "concurrency": "--concurrency"}
+                  "overwrite_field": "--overwrite-field", "order": "--order", "engine": "--engine",
+                  "address": "--address", "api_key_env": "--api-key-env", "rating_field": "--rating-field",
+                  "sample": "--sample", "concurrency": "--concurrency"}
 
 # run options besides Config fields that a TOML file may set: name -> type, or the allowed values
 RUN_FILE_OPTIONS: dict[str, type | tuple[str, ...]] = {
@@ -42,15 +43,27 @@ RUN_FILE_OPTIONS: dict[str, type | tuple[str, ...]] = {
 
 
 class Settings:
-    """A run's Config and how its errors name each field: the flag, or the TOML key and file."""
+    """A run's Config and how its errors name each field: the flag, or the TOML key and file.
 
-    def __init__(self, args: argparse.Namespace, file_fields: dict | None = None, file: str | None = None):
+    Flags override the --config file field by field, and a file setting that excludes a flag gives way to it
+    (config.overridden: the file's `budget` and `--n1` mean n1). What is left is checked as Config(...) is:
+    the same exclusions, the same messages, in the CLI's names."""
+
+    def __init__(self, args: argparse.Namespace, file_fields: dict | None = None, file: str | None = None,
+                 file_options: dict | None = None):
         self.flags = {f: getattr(args, f) for f in FIELD_FLAGS if getattr(args, f, None) is not None}
-        self.file_fields, self.file = dict(file_fields or {}), file
-        self.config = Config(**{**self.file_fields, **self.flags})
+        self.file = file
+        self.file_fields = {k: v for k, v in overridden(file_fields or {}, self.flags).items() if k not in self.flags}
+        self.file_options = dict(file_options or {})  # run options the file set and no flag overrode
+        try:
+            given = {**self.file_fields, **self.flags}
+            self.config = Config(**given)
+            check_together(given)  # a flag or key that repeats a default is still given: --n1 1000 --budget 5
+        except SettingError as e:
+            raise CarSelectError(e.named(self.name_of)) from None
 
     def name_of(self, field: str) -> str:
-        if field in self.file_fields and field not in self.flags:
+        if (field in self.file_fields or field in self.file_options) and field not in self.flags:
             return f"{field} in {self.file}"
         return flag_name(field)
 
@@ -130,15 +143,21 @@ def add_input_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
 
+# Help shared by subcommands: the scorer's forms, the encoder's precision, the feature cache's folder.
+SCORER_HELP = "the quality scorer: " + SCORER_FORMS + " (default: default)"
+PRECISION_HELP = "encoder precision: auto (bf16 where the CPU or GPU supports it, else fp32; the default), bf16 or fp32"
+CACHE_DIR_HELP = ("feature cache folder (default: $CAR_SELECT_CACHE if set, else $XDG_CACHE_HOME/car-select, "
+                  "else ~/.cache/car-select)")
+
+
 def add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    add_field_option(g, "scorer",
-                     help="scorer directory or official COMET .ckpt (default: the shipped scorer)")
+    add_field_option(g, "scorer", metavar="SCORER", help=SCORER_HELP)
     add_field_option(g, "embedder", help="sentence-transformers model for the clustering "
                      "embedding: a folder, owner/name or hf://owner/name (default: the scorer's own pass)")
-    add_field_option(g, "precision", choices=["auto", "bf16", "fp32"])
+    add_field_option(g, "precision", choices=["auto", "bf16", "fp32"], help=PRECISION_HELP)
     add_field_option(g, "device", help="auto, cpu, cuda")
     add_field_option(g, "batch_tokens", type=int, help="tokens per encoder batch")
-    add_field_option(g, "cache_dir", help="feature cache folder (default: ~/.cache/car-select)")
+    add_field_option(g, "cache_dir", metavar="DIR", help=CACHE_DIR_HELP)
     add_field_option(g, "use_cache", action="store_false", default=None,
                      help="neither read nor write the feature cache")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import textwrap
 
-from ..errors import CarSelectError
 from ..scored import describe_lines
 from ..wording import count, plural, threshold
 from .options import OUTPUT_FORMAT_RULE, Settings, add_field_option, add_input_options, add_model_options, formatter
@@ -14,11 +13,12 @@ RUN_EXAMPLE = """\
 example:
   car-select run alpaca_data.json -o selected.json --annotated annotated.jsonl --report report.html
   car-select run chats.jsonl -o best.jsonl --n1 500 --n2 2 --format jsonl --fields instruction=prompt,output=response
-  car-select run alpaca_data.json -o best5k.json --budget 5000           # exactly 5,000 records
+  car-select run alpaca_data.json -o best100.json --budget 100           # exactly 100 records
   car-select run judged.jsonl -o best.jsonl --fraction 0.02 --score-field rating --min-score 7
   car-select run data.jsonl -o subset.json --order input                 # JSON array, in the input's order
-  car-select run alpaca_data.json -o qd1k.json --strategy qd --budget 1000 --near-duplicates 0.95
-  car-select run shards/ -o out/ --annotated ann/ --engine ray --address auto   # folder of JSONL/Parquet shards on a Ray cluster
+  car-select run alpaca_data.json -o qd.json --strategy qd --fraction 0.1 --near-duplicates 0.95
+  car-select run shards/ -o out/ --annotated annotated.jsonl --engine ray  # a folder of shards, on Ray
+  # on a running Ray cluster, add --address auto (or the head's address)
 """
 
 
@@ -33,7 +33,8 @@ def add_parser(sub):
     run.add_argument("input", help="dataset file or folder (or hf://owner/name[:split])")
     run.add_argument("-o", "--output", required=True, help="where to write the selected records")
     run.add_argument("--config", help="TOML file setting Config fields (n1 = 500, kmeans_backend = \"sklearn\", "
-                     "use_cache = false, ...) and run options (annotated, report, engine, ...); flags override it")
+                     "use_cache = false, ...) and run options (annotated, report, engine, ...); flags override it "
+                     "field by field, and a file setting a flag excludes gives way (budget = 100 with --n1 10: n1 10)")
     run.add_argument("--order", choices=["score", "input"], default="score",
                      help="the selection's order in the output: score (descending; the default) or input")
     g = run.add_argument_group("selection (defaults are the paper's)")
@@ -85,7 +86,9 @@ def add_parser(sub):
     add_field_option(g, "pca_variance", type=float,
                      help="share of variance PCA keeps (0.95)")
     add_field_option(g, "seed", type=int, help="random seed (42)")
-    add_field_option(g, "kmeans_backend", choices=["faiss", "sklearn"])
+    add_field_option(g, "kmeans_backend", choices=["faiss", "sklearn"],
+                     help="k-means implementation: faiss (fast; the default) or sklearn (the official code's KMeans, "
+                     "10 restarts); the clusters can differ")
     add_field_option(g, "fit_sample", type=int,
                      help="fit PCA/k-means on at most this many rows")
     g = run.add_argument_group("reports")
@@ -95,7 +98,9 @@ def add_parser(sub):
     g.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
     g = run.add_argument_group("engine")
-    g.add_argument("--engine", choices=["local", "ray"], default="local")
+    g.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local (this process; the default) or ray (the same stages on Ray: a cluster at --address, "
+                   "else a local one; docs/ray.md); both write the same bytes")
     g.add_argument("--address", help="Ray cluster address (default: start a local one)")
     add_input_options(run)
     add_model_options(run)
@@ -124,11 +129,9 @@ def plan(args, source, **extra):
 def main(args, settings: Settings) -> int:
     from ..formats.sources import is_sharded
 
-    if args.n1 is not None and (args.budget is not None or args.fraction is not None):
-        raise CarSelectError(f"--n1 and --{'budget' if args.budget is not None else 'fraction'} are exclusive: "
-                             "a budget chooses n1")
-    if args.address and args.engine != "ray":
-        raise CarSelectError("--address needs --engine ray")
+    from ..config import check_engine
+
+    check_engine(args.engine, args.address)  # before anything is read (api.run checks it too)
     # every output against the input and each other before anything is read or loaded
     outputs = plan(args, args.input, annotated=args.annotated, report=args.report, figures=args.figures)
     # a single file is read here, before the heavy imports, so a bad input fails fast; a sharded

@@ -6,7 +6,7 @@ import os
 import time
 
 from ..errors import CarSelectError
-from .options import formatter
+from .options import PRECISION_HELP, formatter
 
 TRAIN_EXAMPLE = """\
 examples (from the repository root, with ../shared/data beside it):
@@ -51,8 +51,9 @@ def add_parser(sub):
                        help="weight in the loss of the off_topic corruption negatives (another record's answer; "
                        "other negatives weigh 1; default recipe: 3)")
     train.add_argument("--length-reference", metavar="DATA", help="dataset for the card's Spearman(score, length)")
-    train.add_argument("--cache-dir", help="where training features are kept for a retrain on the same data "
-                       "(default: ~/.cache/car-select)")
+    train.add_argument("--cache-dir", metavar="DIR", help="where training features are kept for a retrain on the "
+                       "same data (default: $CAR_SELECT_CACHE if set, else $XDG_CACHE_HOME/car-select, else "
+                       "~/.cache/car-select)")
     train.add_argument("--no-cache", action="store_true", help="neither read nor write training features")
     train.add_argument("-o", "--output", required=True, help="scorer directory to write")
     train.add_argument("--encoder", default="all-MiniLM-L6-v2", help="any Hugging Face encoder name or path")
@@ -71,7 +72,7 @@ def add_parser(sub):
                        help="of a text longer than --max-length, the last N tokens the window keeps (multi-view "
                        "heads; default recipe: a quarter of --max-length, 64 of 256; at most half; 0: the "
                        "first --max-length)")
-    train.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    train.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto", help=PRECISION_HELP)
     train.add_argument("--device", default="auto")
     train.add_argument("--overwrite", action="store_true")
     train.add_argument("-q", "--quiet", action="store_true")

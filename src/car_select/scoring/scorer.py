@@ -28,13 +28,9 @@ from ..encoding.models import MINILM_NAMES, load_encoder, load_tokenizer
 from ..encoding.tokenize import tokenize, tokenize_head_tail
 from ..errors import CarSelectError
 from .model import HeadConfig, QualityEstimator, ScoringHead
+from .named import DEFAULT_SCORER_DIR, NAMED_SCORERS, SCORERS_DIR, check_scorer  # noqa: F401 (re-exported)
 
 FORMAT = "car-select-scorer"
-SCORERS_DIR = Path(__file__).resolve().parent.parent / "scorers"
-# Scorers shipped with the package, by name: "default" (what a run uses unless told otherwise) and
-# "car-paper" (the paper's IQS recipe, regression on the CaR expert revisions, over frozen MiniLM).
-NAMED_SCORERS = {"default": SCORERS_DIR / "default", "car-paper": SCORERS_DIR / "car-paper"}
-DEFAULT_SCORER_DIR = NAMED_SCORERS["default"]
 
 
 def scorer_path(path: str | os.PathLike | None) -> Path:
@@ -171,6 +167,8 @@ class Scorer:
             from .reward import RewardScorer
 
             return RewardScorer.load(path)
+        if path is not None:  # a misspelt name is one line naming the nearest shipped scorer
+            check_scorer(path)
         path = scorer_path(path)
         if path.is_file() and path.suffix == ".ckpt" or (path.is_dir() and any(path.glob("**/*.ckpt"))):
             return cls.from_official_checkpoint(path)
