@@ -169,6 +169,10 @@ def format_summary(s: dict) -> str:
         f"clusters (k)        {s['k']:,}",
         f"PCA components      {s['pca_components']} (explaining {s['pca_variance_explained']:.1%} of variance)",
         *([f"near-duplicates     {s['near_duplicates_dropped']:,} dropped"] if "near_duplicates_dropped" in s else []),
+        *([f"broken turns        {s['broken_turns_dropped']:,} dropped (an empty reply or a leaked role marker; "
+            "--keep-broken-turns keeps them)"] if "broken_turns_dropped" in s else []),
+        *([f"broken turns        {s['broken_turns_kept_eligible']:,} kept eligible, flagged"]
+          if "broken_turns_kept_eligible" in s else []),
         f"selected            {s['selected']:,} ({_selected_by(s)}; {count(s['clusters_covered'], 'cluster')} "
         "covered)",
         *([f"rule                n1 {s['n1']:,}, n2 {s['n2']:,}"

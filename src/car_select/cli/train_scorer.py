@@ -50,6 +50,11 @@ def add_parser(sub):
     train.add_argument("--off-topic-weight", type=float, default=None, metavar="W",
                        help="weight in the loss of the off_topic corruption negatives (another record's answer; "
                        "other negatives weigh 1; default recipe: 3)")
+    train.add_argument("--extra-negative-kinds", metavar="KIND,KIND,...", default=None,
+                       help="a second draw of negatives, one of these corruption kinds per answer where it applies "
+                       "(e.g. input_pasted,input_pasted_extended,role_marker_leaked,summary_longer); 'none' for none")
+    train.add_argument("--text-stats", type=int, default=None, metavar="N",
+                       help="how many of the text statistics (scoring/textstats.py STAT_NAMES, in order) the head takes")
     train.add_argument("--length-reference", metavar="DATA", help="dataset for the card's Spearman(score, length)")
     train.add_argument("--cache-dir", metavar="DIR", help="where training features are kept for a retrain on the "
                        "same data (default: $CAR_SELECT_CACHE if set, else $XDG_CACHE_HOME/car-select, else "
@@ -95,9 +100,18 @@ def main(args) -> int:
                              precision=args.precision, device=args.device, train_encoder=args.train_encoder,
                              **RECIPES[args.recipe])
     for flag, name in (("epochs", "epochs"), ("objective", "objective"), ("members", "members"), ("lr", "lr_head"),
-                       ("off_topic_weight", "off_topic_weight"), ("tail_tokens", "tail_tokens")):
+                       ("off_topic_weight", "off_topic_weight"), ("tail_tokens", "tail_tokens"),
+                       ("text_stats", "text_stats")):
         if getattr(args, flag) is not None:
             setattr(settings, name, getattr(args, flag))
+    if args.extra_negative_kinds is not None:
+        from ..training.corruptions import KINDS
+
+        kinds = [k.strip() for k in args.extra_negative_kinds.split(",") if k.strip() and k.strip() != "none"]
+        unknown = [k for k in kinds if k not in KINDS]
+        if unknown:
+            raise CarSelectError(f"--extra-negative-kinds: unknown kind {unknown[0]!r}; choose from {', '.join(KINDS)}")
+        settings.extra_negative_kinds = kinds
     if args.hidden_sizes:
         try:
             settings.hidden_sizes = [int(x) for x in args.hidden_sizes.split(",") if x.strip()]
