@@ -119,3 +119,14 @@ def test_figure_names_match_what_write_figures_writes(tmp_path, data):
 
     written = {p.name for p in write_figures(tmp_path / "figs", with_comparison(data))}
     assert written == set(FIGURE_NAMES)
+
+
+def test_one_selected_record_is_worded_in_the_singular():
+    from car_select.report.html import _baselines_html
+
+    reduced = np.random.default_rng(0).normal(size=(3, 2))
+    c = compare_with_random(np.array([1.0, 2.0, 3.0]), np.array([0, 0, 1]), reduced, np.array([3, 4, 5]), np.array([2]),
+                            seeds=1, seed=0)
+    text = _baselines_html(c)
+    assert "The 1 selected record beside 1 uniform random subset of the same size" in text
+    assert "the 1 best-scored record (score alone)" in text and "1 records" not in text

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..atomic import atomic_write_bytes
 from ..selection.baselines import FIGURES, versus
+from ..wording import count
 from .data import DEFAULT_MAX_POINTS, ReportData, baseline_points, finite, hist_edges
 from .svg import BETTER, LONGEST, NEUTRAL, RANDOM, SELECTION, TOP_SCORE, WORSE
 
@@ -54,8 +55,8 @@ def _cluster_map(ax, data: ReportData, seed: int, max_points: int) -> None:
             except AttributeError:
                 pass
     n = len(clusters)
-    note = f"{len(idx):,} of {n:,} records" if len(idx) < n else f"all {n:,} records"
-    ax.set_title(f"Selection: t-SNE of {note}, {len(np.unique(clusters)) if n else 0} clusters, "
+    note = f"{len(idx):,} of {count(n, 'record')}" if len(idx) < n else f"all {count(n, 'record')}"
+    ax.set_title(f"Selection: t-SNE of {note}, {count(len(np.unique(clusters)) if n else 0, 'cluster')}, "
                  f"{int(sel.sum()):,} selected", fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])

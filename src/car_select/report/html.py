@@ -164,9 +164,10 @@ def _baselines_html(c: dict[str, Any]) -> str:
         elif key in ("mean_score", "median_score"):  # one unit (the scorer's) on one axis
             differences.append((figure.label, value, better))
     table = '<table class="summary vsr">' + head + "".join(body) + "</table>"
-    naive = ", ".join({"top_score": f"the {size:,} best-scored records (score alone)",
-                       "longest_output": f"the {size:,} records with the longest outputs"}[b] for b in names)
-    text = (f'<p class="sub">The {size:,} selected records beside {len(c["random_seeds"])} uniform random subsets '
+    naive = ", ".join({"top_score": f"the {count(size, 'best-scored record')} (score alone)",
+                       "longest_output": f"the {count(size, 'record')} with the longest outputs"}[b] for b in names)
+    subsets = count(len(c["random_seeds"]), "uniform random subset")
+    text = (f'<p class="sub">The {count(size, "selected record")} beside {subsets} '
             f'of the same size (seeds {esc(fmt(c["random_seeds"]))})' + (f" and {naive}" if naive else "") + ". "
             "Coverage is measured in the PCA space the clustering ran on: the distance from every record to the "
             "nearest kept one (mean and largest; lower covers the data more evenly) and the facility-location value "
@@ -285,9 +286,9 @@ def build_html(data: ReportData, seed: int = 42, max_points: int = DEFAULT_MAX_P
     manifest_html = f"<h2>Run manifest</h2>{_manifest_html(sections['manifest'])}" if "manifest" in sections else ""
     title_bits = [str(summary[k]) for k in ("input", "scorer") if summary.get(k)]
     map_note = (
-        f"t-SNE of {len(idx):,} of {n:,} records (every selected record plus a random sample of the rest)"
+        f"t-SNE of {len(idx):,} of {count(n, 'record')} (every selected record plus a random sample of the rest)"
         if len(idx) < n
-        else f"t-SNE of all {n:,} records"
+        else f"t-SNE of all {count(n, 'record')}"
     )
     shapes = ("diamonds: global top&#8209;n1; circles: every other reason" if "top_n1" in reasons else "circles")
 
