@@ -83,9 +83,20 @@ def test_top_by_score_warning_is_silent_where_the_cluster_tops_count():
     rule = _dolly_sized_run(n=3000, n1=100)  # 100 of 3,000: most clusters' tops are outside the top 100
     assert rule.selection.reasons.count("cluster_top") > 0
     assert top_by_score_warning(rule.selection.reasons, rule.n1, 3000, rule.strategy, rule.budget) is None
-    rule = _dolly_sized_run(budget=300)  # a budget chooses n1 itself
+    rule = _dolly_sized_run(n=3000, budget=100)  # a budget chooses n1: here the cluster tops still count
+    assert rule.selection.reasons.count("cluster_top") > 0
     assert top_by_score_warning(rule.selection.reasons, rule.n1, 3000, rule.strategy, rule.budget) is None
     assert top_by_score_warning(["coverage"] * 10, None, 3000, "qd", 10) is None
+
+
+def test_a_budget_the_top_by_score_fills_alone_warns_with_the_strategy_to_use():
+    from car_select.data_warnings import top_by_score_warning
+
+    rule = _dolly_sized_run(n=3000, budget=600)  # 38 clusters of ~80: every cluster's best is in the top 600
+    assert rule.selection.reasons.count("cluster_top") == 0 and rule.n1 == 600
+    message = top_by_score_warning(rule.selection.reasons, rule.n1, 3000, rule.strategy, rule.budget)
+    assert message.startswith("the selection is the top 600 by score alone")
+    assert "--strategy qd with the same budget" in message and "--budget N (" not in message
 
 
 def test_n1_over_most_of_the_data_is_one_warning_not_two():
