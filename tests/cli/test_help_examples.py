@@ -89,6 +89,7 @@ def test_help_example_runs_as_written(argv, inputs, tmp_path, monkeypatch, capsy
         assert argv[argv.index("-o") + 1].rstrip("/") in wrote
 
 
+@pytest.mark.slow  # a local Ray start: 20 s on an idle 2-core machine
 @pytest.mark.parametrize("argv", [a for _, a in RAY], ids=[" ".join(a) for _, a in RAY])
 def test_ray_help_example_runs_as_written(argv, inputs, tmp_path):
     pytest.importorskip("ray.data", reason="the Ray example needs Ray: pip install 'car-select[ray]'")
@@ -111,5 +112,5 @@ def test_real_data_help_example(argv, monkeypatch, capsys):
     assert not missing, f"the example names files that do not exist: {missing}"
     if argv[0] == "eval-scorer":
         assert main(argv) == 0
-        result = json.loads(capsys.readouterr().out)
-        assert 0.5 < result["test"][0]["accuracy"] <= 1.0, result["test"]
+        test = json.loads(capsys.readouterr().out)["validation"]["APE_score_test.csv"]
+        assert test["n_pairs"] > 0 and 0.5 < test["pairwise_accuracy"] <= 1.0  # the shipped scorer beats a coin
