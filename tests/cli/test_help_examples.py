@@ -89,7 +89,7 @@ def test_help_example_runs_as_written(argv, inputs, tmp_path, monkeypatch, capsy
         assert argv[argv.index("-o") + 1].rstrip("/") in wrote
 
 
-@pytest.mark.slow  # a local Ray start: 20 s on an idle 2-core machine
+@pytest.mark.slow  # starts a local Ray (3 minutes here, with the 2 cores shared by other jobs)
 @pytest.mark.parametrize("argv", [a for _, a in RAY], ids=[" ".join(a) for _, a in RAY])
 def test_ray_help_example_runs_as_written(argv, inputs, tmp_path):
     pytest.importorskip("ray.data", reason="the Ray example needs Ray: pip install 'car-select[ray]'")
