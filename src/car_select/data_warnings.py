@@ -44,8 +44,8 @@ def top_by_score_warning(reasons: Sequence[str], n1: int | None, n_distinct: int
         what = (f"mostly the top {tops:,} by score: " + (f"n1 {n1:,} is most of the data, and " if n1_most else "")
                 + f"the cluster tops add only {count(added, 'record')}")
     advice = ("use --strategy qd with the same budget, or --balance FIELD for quotas per group" if budget is not None
-              else "ask for fewer records with --budget N (the rule then takes a smaller n1) or use --strategy qd "
-              "--budget N")
+              else "use --strategy qd --budget N, or ask for fewer records with --budget N (the rule then takes "
+              "a smaller n1, and the cluster tops count for more)")
     return f"the selection is {what} (it keeps {share}); for a subset that also covers the data, {advice}"
 
 
