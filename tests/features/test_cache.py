@@ -152,3 +152,39 @@ def test_truncated_shard_does_not_break_later_runs(tmp_path, random_head_scorer_
     third = select(records, config)
     assert second.cache_hits == 0 and third.cache_hits == 24
     assert first.indices.tolist() == second.indices.tolist() == third.indices.tolist()
+
+
+def _alpaca_like(n: int, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    words = ["river", "number", "leaf", "sun", "rule", "small", "quickly", "because", "tea", "volcano", "chess"]
+    return [{"instruction": f"Describe thing {seed}-{i} briefly.", "input": "" if i % 3 else f"note {i}",
+             "output": " ".join(rng.choice(words, size=int(rng.integers(2, 70)))) + "."} for i in range(n)]
+
+
+def test_a_cache_warmed_by_a_superset_gives_the_bytes_of_a_fresh_run(tmp_path):
+    """Features do not depend on which texts were computed together (one token count per batch), so
+    a selection read from a cache that a bigger run filled is the one a fresh cache gives, byte for byte.
+    The shipped scorer in the run's precision (bf16 on CPUs with it), where the batch shape mattered."""
+    import json
+
+    from car_select.api import run
+
+    subset, others = _alpaca_like(90, seed=1), _alpaca_like(160, seed=2)
+    (tmp_path / "subset.json").write_text(json.dumps(subset))
+    (tmp_path / "superset.json").write_text(json.dumps(others[:80] + subset[::-1] + others[80:]))
+
+    def select_subset(cache: str, name: str):
+        config = Config(cache_dir=str(tmp_path / cache), n1=12, n2=1)
+        out = tmp_path / name
+        out.mkdir()
+        result = run(str(tmp_path / "subset.json"), config, output=str(out / "selected.json"),
+                     annotated=str(out / "annotated.jsonl"))
+        return result.selection.cache_hits, (out / "selected.json").read_bytes(), (out / "annotated.jsonl").read_bytes()
+
+    hits_fresh, selected_fresh, annotated_fresh = select_subset("fresh", "a")
+    run(str(tmp_path / "superset.json"), Config(cache_dir=str(tmp_path / "warm"), n1=12, n2=1),
+        output=str(tmp_path / "superset-selected.json"))
+    hits_warm, selected_warm, annotated_warm = select_subset("warm", "b")
+    assert hits_fresh == 0 and hits_warm == len(subset)  # every feature of the second run came from the cache
+    assert selected_warm == selected_fresh
+    assert annotated_warm == annotated_fresh  # scores and clusters too, not only which records
