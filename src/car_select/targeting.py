@@ -102,11 +102,15 @@ class Aims:
                                  prompt_owner=self.test_owner)
 
     def groups(self, unique: np.ndarray) -> tuple[list[str], np.ndarray] | None:
+        """(values in first-seen order, each distinct record's value number); the input's record count per
+        value (duplicates included) goes to `_input_sizes`."""
         from .selection.balance import group_ids
 
         if self.values is None:
             return None
-        return group_ids([self.values[i] for i in unique])
+        names, ids = group_ids(self.values)
+        self._input_sizes = np.bincount(ids, minlength=len(names))
+        return names, ids[unique]
 
     def rule_inputs(self, records: Sequence[Record], unique: np.ndarray, reduced: np.ndarray, pos: np.ndarray) -> dict:
         """apply_rule's exclude, targets, groups and balance_mode for the distinct records at `pos`
@@ -119,8 +123,9 @@ class Aims:
             out["exclude"] = self._contaminated[pos] >= 0
         if self.targets:
             out["targets"] = self.target_reduced
-        if self._groups is not None:
+        if self._groups is not None:  # shares in proportion to the input's records, duplicates included
             out["groups"], out["balance_mode"] = self._groups[pos], self.balance_field[1]
+            out["group_sizes"] = self._input_sizes
         return out
 
     def notes(self, rule, unique: np.ndarray, position: np.ndarray, source: np.ndarray, reduced: np.ndarray,
@@ -184,7 +189,7 @@ class Aims:
         if names is not None:
             name, mode = self.balance_field
             selected = np.bincount(groups_u[chosen_u], minlength=len(names)) if len(chosen_u) else np.zeros(len(names))
-            records = np.bincount(groups_u, minlength=len(names))
+            records = self._input_sizes
             out["balance"] = {"field": name, "mode": mode, "values": [
                 {"value": v, "records": int(records[g]), "eligible": int(available[g]) if available is not None else 0,
                  "quota": int(quotas[g]) if quotas is not None else 0, "selected": int(selected[g])}

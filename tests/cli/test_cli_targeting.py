@@ -56,7 +56,8 @@ def test_targets_decontamination_and_quotas_together(demo):
     out, ann = demo / "out.json", demo / "ann.jsonl"
     res = run_cli("run", demo / "grouped.json", "-o", out, "--annotated", ann, "--cache-dir", demo / "cache",
                   "--strategy", "qd", "--budget", "30", "--target", demo / "targets.jsonl",
-                  "--decontaminate", demo / "tests.jsonl", "--balance", "meta.group", "--json")
+                  "--decontaminate", demo / "tests.jsonl", "--balance", "meta.group", "--json",
+                  "--report", demo / "report.html")
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)
     rows = annotated_rows(ann)
@@ -79,3 +80,5 @@ def test_targets_decontamination_and_quotas_together(demo):
     t = summary["target"]
     assert t["examples"] == 4 and t["coverage"] > t["coverage_random"]
     assert len(json.loads(out.read_text())) == 30
+    html = (demo / "report.html").read_text()  # the report counts what was kept out, per file
+    assert "Targets, decontamination, quotas" in html and f"tests.jsonl {len(bad)})" in html

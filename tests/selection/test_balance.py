@@ -58,3 +58,13 @@ def test_apply_rule_fills_each_group_quota_with_the_strategy_inside_the_group():
         members = np.flatnonzero(groups == g)
         best = members[np.argsort(-scores[members])][:out.quotas[g]]
         assert set(out.selection.indices[groups[out.selection.indices] == g]) == set(best.tolist())
+
+
+def test_shares_follow_the_given_group_sizes_not_the_records_left():
+    # the input held 60 / 30 / 10 records per value, but only 20 / 30 / 10 are left to choose from here
+    scores = np.arange(60, dtype=float)
+    groups = np.repeat([0, 1, 2], [20, 30, 10])
+    out = apply_rule(scores, np.zeros(60, dtype=int), n1=0, n2=1, budget=20, groups=groups,
+                     group_sizes=np.array([60, 30, 10]))
+    assert out.quotas.tolist() == [12, 6, 2]
+    assert np.bincount(groups[out.selection.indices], minlength=3).tolist() == [12, 6, 2]

@@ -31,7 +31,7 @@ TOOLTIP_CHARS = 280  # instruction text kept per drawn point (tooltips)
 EXAMPLE_CHARS = 240  # instruction text shown per cluster in the table (full text in its title)
 
 # Summary keys with a section of their own, and those the Summary card shows (not repeated under Run).
-SECTION_KEYS = ("against_random", "languages", "manifest")
+SECTION_KEYS = ("against_random", "languages", "manifest", "target", "decontamination", "balance")
 SUMMARY_CARD_KEYS = ("input", "scorer", "records_read", "duplicates_dropped", "k", "selected", "selected_top_n1",
                      "selected_cluster_top", "clusters_covered", "scored")
 RUN_LABELS = {
@@ -283,6 +283,11 @@ def build_html(data: ReportData, seed: int = 42, max_points: int = DEFAULT_MAX_P
         extra_html += f"<h2>Against baselines</h2>{_baselines_html(sections['against_random'])}"
     if "languages" in sections:
         extra_html += f"<h2>Languages</h2>{_languages_html(sections['languages'])}"
+    from ..targeting import format_aims
+
+    aims = format_aims(sections)  # targets' coverage, what was kept out per file, the quota per value
+    if aims:
+        extra_html += f"<h2>Targets, decontamination, quotas</h2><pre>{esc(chr(10).join(aims))}</pre>"
     manifest_html = f"<h2>Run manifest</h2>{_manifest_html(sections['manifest'])}" if "manifest" in sections else ""
     title_bits = [str(summary[k]) for k in ("input", "scorer") if summary.get(k)]
     map_note = (

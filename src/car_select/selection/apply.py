@@ -55,7 +55,7 @@ def apply_rule(scores, clusters, *, n1: int, n2: int, budget: int | None = None,
                reduced: np.ndarray | None = None, quality_weight: float = 1.0, max_similarity: float = 0.9,
                near_duplicates_at: float | None = None, exclude: np.ndarray | None = None,
                targets: np.ndarray | None = None, groups: np.ndarray | None = None,
-               balance_mode: str = "proportional") -> RuleOutcome:
+               balance_mode: str = "proportional", group_sizes: np.ndarray | None = None) -> RuleOutcome:
     """Select from the distinct records. CaR keeps the top n1 plus each cluster's top n2, or exactly
     `budget` records (or round(fraction x n_records), n_records = records read, duplicates included)
     with the smallest n1 that gives them; qd and deita keep exactly the budget over `reduced`. With
@@ -64,8 +64,9 @@ def apply_rule(scores, clusters, *, n1: int, n2: int, budget: int | None = None,
 
     With `targets` (target examples' rows in the space of `reduced`) the strategy keeps the budget from
     the relevant pool (selection.target); with `groups` (a group number per distinct record) the
-    budget is split into quotas (selection.balance, `balance_mode` proportional or equal) and the
-    strategy (targeted or not) fills each group's quota from that group. Both need a budget."""
+    budget is split into quotas (selection.balance, `balance_mode` proportional or equal, in proportion to
+    `group_sizes`, default the groups' sizes here) and the strategy (targeted or not) fills each group's
+    quota from that group. Both need a budget."""
     scores = np.asarray(scores, dtype=np.float64)
     clusters = np.asarray(clusters)
     index = np.arange(len(scores)) if index is None else np.asarray(index)
@@ -113,7 +114,7 @@ def apply_rule(scores, clusters, *, n1: int, n2: int, budget: int | None = None,
             untargeted = apply_rule(scores, clusters, n1=n1, n2=n2, budget=target, min_score=None, index=index,
                                     strategy=strategy, reduced=reduced, quality_weight=quality_weight,
                                     max_similarity=max_similarity, exclude=~keep, groups=groups,
-                                    balance_mode=balance_mode).selection.indices
+                                    balance_mode=balance_mode, group_sizes=group_sizes).selection.indices
         if groups is None:
             result = outcome(pick(np.flatnonzero(keep), target), None, None)
             result.untargeted = untargeted
@@ -121,8 +122,8 @@ def apply_rule(scores, clusters, *, n1: int, n2: int, budget: int | None = None,
         from .balance import quotas as split
 
         groups = np.asarray(groups)
-        n_groups = int(groups.max()) + 1 if len(groups) else 0
-        records = np.bincount(groups, minlength=n_groups)
+        n_groups = max(int(groups.max()) + 1 if len(groups) else 0, 0 if group_sizes is None else len(group_sizes))
+        records = np.bincount(groups, minlength=n_groups) if group_sizes is None else np.asarray(group_sizes)
         available = np.bincount(groups[keep], minlength=n_groups)
         quota = split(records, available, target, balance_mode)
         parts = [pick(np.flatnonzero(keep & (groups == g)), int(q)) for g, q in enumerate(quota) if q > 0]
