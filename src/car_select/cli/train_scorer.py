@@ -1,4 +1,5 @@
-"""`car-select train-scorer`: train a quality scorer on preference pairs (training.train.train_from_files)."""
+"""`car-select train-scorer`: train a quality scorer on preference pairs (training.train.train_from_files),
+or distil per-record ratings into one (--ratings: training.ratings.distill)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ examples (from the repository root, with ../shared/data beside it):
       --valid ../shared/data/car-expert-revised/expert-revised/APE_score_valid.csv \\
       --valid ../shared/data/preference-dev/valid_autoj_human.jsonl --valid-robustness ../shared/data/lima-1k/lima.json \\
       --length-reference ../shared/data/stanford-alpaca-52k/alpaca_data.json
+  # distil an LLM judge's ratings (car-select rate) into a scorer; the card reports held-out agreement
+  car-select train-scorer --ratings rated.jsonl --rating-field rating -o my-scorer
+  # your own preference pairs, without corruption negatives (a harmlessness judge prefers refusals)
+  car-select train-scorer --train pairs.jsonl --valid valid_pairs.jsonl --no-negatives -o my-scorer
   # the paper's IQS recipe (the shipped car-paper scorer, byte for byte)
   car-select train-scorer --recipe car-paper --seed 42 -o car-paper \\
       --train ../shared/data/car-expert-revised/expert-revised/APE_score_train.csv \\
@@ -26,7 +31,7 @@ examples (from the repository root, with ../shared/data beside it):
 
 
 def add_parser(sub):
-    train = sub.add_parser("train-scorer", help="train a quality scorer on preference pairs", epilog=TRAIN_EXAMPLE,
+    train = sub.add_parser("train-scorer", help="train a quality scorer on preference pairs or ratings", epilog=TRAIN_EXAMPLE,
                            formatter_class=formatter, description="Train on the expert-revised CSV (src,score), "
                            "the pairs CSV (src,pos,neg) or JSONL {prompt, chosen, rejected}, plus corruption "
                            "negatives; the epoch with the best mean validation pairwise accuracy is kept. Output: "
@@ -34,8 +39,18 @@ def add_parser(sub):
     train.add_argument("--recipe", choices=["default", "car-paper"], default="default",
                        help="default (multi-view head, pairwise loss, corruption negatives) or car-paper (the "
                        "paper's IQS: whole-text view, regression to 0/1, no negatives)")
-    train.add_argument("--train", action="append", required=True, help="training pairs; repeatable")
-    train.add_argument("--valid", action="append", required=True, help="validation pairs; repeatable")
+    train.add_argument("--train", action="append", default=[], help="training pairs; repeatable")
+    train.add_argument("--valid", action="append", default=[], help="validation pairs; repeatable")
+    train.add_argument("--ratings", metavar="DATA", help="instead of pairs: a dataset whose records carry a numeric "
+                       "rating (any scale, 0/1 included; `car-select rate` writes one); split by record hash into "
+                       "train, validation (chooses pairwise or regression loss, and the epoch) and a held-out tenth "
+                       "the card reports")
+    train.add_argument("--rating-field", default="rating", metavar="NAME",
+                       help='with --ratings: the field holding the rating (default: "rating"); a dotted path reaches '
+                       "into nested objects")
+    train.add_argument("--no-negatives", action="store_true",
+                       help="no corruption negatives: train on the --train pairs alone (they teach that a refusal or "
+                       "a degraded answer is worse, which a harmlessness judge contradicts)")
     train.add_argument("--valid-robustness", action="append", default=[], metavar="DATA",
                        help="dataset whose degraded answers (eval-pool wordings) are one more validation set")
     train.add_argument("--negatives-from", action="append", default=[], metavar="DATA",
@@ -93,17 +108,18 @@ def main(args) -> int:
     check_writable(args.output, overwrite=args.overwrite, directory=True)
     if os.path.isdir(args.output) and os.listdir(args.output) and not args.overwrite:
         raise CarSelectError(f"cannot write {args.output}: it already exists (pass --overwrite to replace it)")
+    if args.ratings:
+        return ratings_main(args)
+    if not args.train or not args.valid:
+        raise CarSelectError("train-scorer needs --train and --valid pairs, or --ratings")
     for flag, value in (("--negatives-max-records", args.negatives_max_records), ("--max-train-pairs", args.max_train_pairs)):
         if value is not None and value < 1:
             raise CarSelectError(f"{flag} must be >= 1, got {value}")
     settings = TrainSettings(encoder=args.encoder, seed=args.seed, max_length=args.max_length,
                              precision=args.precision, device=args.device, train_encoder=args.train_encoder,
                              **RECIPES[args.recipe])
-    for flag, name in (("epochs", "epochs"), ("objective", "objective"), ("members", "members"), ("lr", "lr_head"),
-                       ("off_topic_weight", "off_topic_weight"), ("tail_tokens", "tail_tokens"),
-                       ("text_stats", "text_stats")):
-        if getattr(args, flag) is not None:
-            setattr(settings, name, getattr(args, flag))
+    if args.no_negatives:
+        settings.negatives_per_answer = 0
     if args.extra_negative_kinds is not None:
         from ..training.corruptions import KINDS
 
@@ -112,6 +128,11 @@ def main(args) -> int:
         if unknown:
             raise CarSelectError(f"--extra-negative-kinds: unknown kind {unknown[0]!r}; choose from {', '.join(KINDS)}")
         settings.extra_negative_kinds = kinds
+    for flag, name in (("epochs", "epochs"), ("objective", "objective"), ("members", "members"), ("lr", "lr_head"),
+                       ("off_topic_weight", "off_topic_weight"), ("tail_tokens", "tail_tokens"),
+                       ("text_stats", "text_stats")):
+        if getattr(args, flag) is not None:
+            setattr(settings, name, getattr(args, flag))
     if args.hidden_sizes:
         try:
             settings.hidden_sizes = [int(x) for x in args.hidden_sizes.split(",") if x.strip()]
@@ -133,4 +154,49 @@ def main(args) -> int:
     if not args.quiet:
         print(format_card(result.scorer.meta["card"]))
         print(f"best epochs {result.best_epochs}; saved {args.output} in {time.perf_counter() - started:.0f}s")
+    return 0
+
+
+def ratings_main(args) -> int:
+    """train-scorer --ratings: distil the records' ratings into a scorer folder."""
+    from ..api import read_input
+    from ..atomic import atomic_path
+    from ..config import default_cache_dir
+    from ..given_scores import read_score_field
+
+    for flag in ("train", "valid", "valid_robustness", "negatives_from"):
+        if getattr(args, flag):
+            raise CarSelectError(f"--ratings and --{flag.replace('_', '-')} are exclusive: --ratings trains on "
+                                 "ratings alone")
+    if args.recipe != "default" or args.objective or args.train_encoder:
+        raise CarSelectError("--ratings chooses its own loss over the frozen encoder: drop --recipe, --objective "
+                             "and --train-encoder")
+    dataset = read_input(args.ratings)
+    if not dataset.records:
+        raise CarSelectError(f"{args.ratings}: no records")
+    ratings = read_score_field(dataset, args.rating_field)  # a missing or non-numeric rating: one line, exit 2
+    from ..training.card import format_card
+    from ..training.ratings import RatingsSettings, distill, format_ratings_card
+
+    settings = RatingsSettings(encoder=args.encoder, seed=args.seed, max_length=args.max_length,
+                               precision=args.precision, device=args.device)
+    for flag, name in (("epochs", "epochs"), ("members", "members"), ("lr", "lr_head"), ("tail_tokens", "tail_tokens")):
+        if getattr(args, flag) is not None:
+            setattr(settings, name, getattr(args, flag))
+    if args.hidden_sizes:
+        try:
+            settings.hidden_sizes = [int(x) for x in args.hidden_sizes.split(",") if x.strip()]
+        except ValueError:
+            raise CarSelectError(f"--hidden-sizes must be comma-separated integers, got {args.hidden_sizes!r}") from None
+    started = time.perf_counter()
+    result = distill(dataset.records, ratings, settings, source=os.path.basename(args.ratings),
+                     rating_field=args.rating_field, quiet=args.quiet,
+                     cache_dir=None if args.no_cache else (args.cache_dir or default_cache_dir()))
+    with atomic_path(args.output, directory=True) as tmp:
+        result.scorer.save(tmp)
+    if not args.quiet:
+        print(format_card(result.scorer.meta["card"]))
+        trials = ", ".join(f"{loss} {t['criterion']:+.4f}" for loss, t in result.trials.items())
+        print(f"loss {result.loss} (validation Spearman: {trials}); saved {args.output} in "
+              f"{time.perf_counter() - started:.0f}s")
     return 0

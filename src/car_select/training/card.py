@@ -132,4 +132,8 @@ def format_card(card: dict) -> str:
                          f"{k['n_pairs']} pairs)")
     for name, s in card.get("length_spearman", {}).items():
         lines.append(f"{name}: Spearman(score, answer length) {s['spearman']:+.4f} over {s['n_records']} records")
+    if "ratings" in card:  # a scorer distilled from ratings (training/ratings.py)
+        from .ratings import format_ratings_card
+
+        lines.extend(format_ratings_card(card["ratings"]))
     return "\n".join(lines)
