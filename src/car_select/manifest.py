@@ -93,7 +93,8 @@ def build_manifest(config: Config, input_path: str | os.PathLike | None, records
         "input": {"path": None if input_path is None else os.fspath(input_path),
                   "sha256": input_sha256(input_path), "records": int(records_read)},
         "seed": config.seed,
-        "config": {k: v for k, v in dataclasses.asdict(config).items()},
+        # as JSON has it (a tuple field is a list), so the manifest in memory equals the one written
+        "config": json.loads(json.dumps(dataclasses.asdict(config))),
         "scorer": scorer_identity(config),
         "embedder": embedder_identity(config),
         **({"scored": scored} if scored is not None else {}),
