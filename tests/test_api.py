@@ -75,3 +75,20 @@ def test_unwritable_folder_is_refused_for_a_read_only_directory(alpaca_file, tmp
     locked.mkdir(mode=0o555)
     with pytest.raises(CarSelectError, match="is not writable"):
         api.plan_outputs(str(alpaca_file), output=str(locked / "sel.json"))
+
+
+def test_an_address_without_the_ray_engine_is_refused_before_any_work(alpaca_file, tmp_path):
+    from car_select.errors import SettingError
+
+    with pytest.raises(SettingError, match="^address needs engine ray$"):
+        api.run(str(alpaca_file), output=str(tmp_path / "out.json"), address="auto")
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_annotated_is_a_file_and_its_manifest_is_named_by_the_argument(alpaca_file, tmp_path):
+    with pytest.raises(CarSelectError, match="^annotated ann/: is a folder; the annotated rows are one JSON Lines"):
+        api.plan_outputs(str(alpaca_file), output=str(tmp_path / "o.json"), annotated="ann/")
+    (tmp_path / "a.jsonl.manifest.json").write_text("{}")
+    with pytest.raises(CarSelectError, match=r"^annotated's manifest .*a\.jsonl\.manifest\.json: it already exists "
+                                             r"\(pass overwrite=True"):
+        api.plan_outputs(str(alpaca_file), output=str(tmp_path / "o.json"), annotated=str(tmp_path / "a.jsonl"))

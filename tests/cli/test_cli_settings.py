@@ -98,3 +98,13 @@ def test_help_names_every_scorer_form_the_engine_kmeans_precision_and_the_cache_
     for command in ("eval-scorer", "train-scorer"):
         assert "bf16 where the CPU or GPU supports it" in help_of(command), command
     assert "hf-reward:MODEL" in help_of("eval-scorer")
+
+
+def test_an_annotated_folder_is_refused_naming_only_flags_that_exist(work):
+    line = one_line_error(run_cli("run", "data.jsonl", "-o", "out.json", "--annotated", "ann/", cwd=work))
+    assert line == ("car-select: error: --annotated ann/: is a folder; the annotated rows are one JSON Lines file "
+                    "(annotated.jsonl, say)")
+    (work / "a.jsonl.manifest.json").write_text("{}")
+    line = one_line_error(run_cli("run", "data.jsonl", "-o", "out.json", "--annotated", "a.jsonl", cwd=work))
+    assert line.startswith("car-select: error: --annotated's manifest a.jsonl.manifest.json: it already exists "
+                           "(pass --overwrite"), line
