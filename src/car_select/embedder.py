@@ -91,16 +91,36 @@ class SentenceEmbedder:
                 if os.path.isfile(p):
                     with open(p, "rb") as fh:
                         h.update(fh.read())
-        h.update(json.dumps({"max_seq_length": self.model.max_seq_length, "kind": "sentence-transformers"}).encode())
+        # "batches": texts of one token count per encode call (score_and_embed); padded batches gave other bits
+        h.update(json.dumps({"max_seq_length": self.model.max_seq_length, "kind": "sentence-transformers",
+                             "batches": "one-length"}).encode())
         return "st-" + h.hexdigest()[:32]
+
+    def token_counts(self, texts: Sequence[str]) -> np.ndarray:
+        """Tokens per text as the model's own tokenize() cuts them (what `encode` runs on)."""
+        counts = []
+        for start in range(0, len(texts), 4096):  # bounded memory: tokenize pads to the longest
+            counts.extend(self.model.tokenize(list(texts[start:start + 4096]))["attention_mask"].sum(1).tolist())
+        return np.asarray(counts, dtype=np.int64)
 
     def score_and_embed(self, texts: Sequence[str], batch_tokens: int = 16_384,
                         progress: Callable | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(zeros: an embedder gives no score, embeddings as the model pools them, tokens per text)."""
+        """(zeros: an embedder gives no score, embeddings as the model pools them, tokens per text).
+        `encode` pads each batch to its longest text, which changes a text's embedding with its
+        neighbours: texts are encoded in groups of one token count, so nothing is padded and a text's
+        embedding is the same bits whatever it is encoded with (as encoding/batching.py does)."""
         texts = list(texts)
-        emb = self.model.encode(texts, batch_size=64, convert_to_numpy=True, show_progress_bar=False)
-        tok = self.model.tokenizer(texts, truncation=True, max_length=self.model.max_seq_length)["input_ids"]
+        counts = self.token_counts(texts)
+        emb = None
+        for length in np.unique(counts)[::-1]:
+            rows = np.flatnonzero(counts == length)
+            part = self.model.encode([texts[i] for i in rows], batch_size=64, convert_to_numpy=True,
+                                     show_progress_bar=False)
+            if emb is None:
+                emb = np.zeros((len(texts), part.shape[1]), dtype=np.float32)
+            emb[rows] = part
+        if emb is None:
+            emb = np.zeros((0, self.model.get_sentence_embedding_dimension() or 0), dtype=np.float32)
         if progress is not None:
-            progress(len(texts), 0)
-        return (np.zeros(len(texts), dtype=np.float32), np.asarray(emb, dtype=np.float32),
-                np.array([len(t) for t in tok], dtype=np.int64))
+            progress(len(texts), int(counts.sum()))
+        return np.zeros(len(texts), dtype=np.float32), emb, counts
