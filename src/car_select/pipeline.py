@@ -261,7 +261,7 @@ def select_validated(records: Sequence[Record], config: Config, *, scorer: Score
                       strategy=config.strategy, reduced=None if reduced is None else reduced[pos],
                       quality_weight=config.quality_weight, max_similarity=config.max_similarity,
                       near_duplicates_at=config.near_duplicates,
-                      **({} if aims is None else aims.rule_inputs(records, unique, reduced, pos)))
+                      **({} if aims is None else aims.rule_inputs(records, unique, pos)))
     if rule.near_duplicate_of is not None and len(pos) < len(unique):  # eligible positions -> distinct ones
         near_all = np.full(len(unique), -1, dtype=np.int64)
         near_all[pos] = np.where(rule.near_duplicate_of >= 0, pos[np.maximum(rule.near_duplicate_of, 0)], -1)

@@ -112,7 +112,7 @@ class Aims:
         self._input_sizes = np.bincount(ids, minlength=len(names))
         return names, ids[unique]
 
-    def rule_inputs(self, records: Sequence[Record], unique: np.ndarray, reduced: np.ndarray, pos: np.ndarray) -> dict:
+    def rule_inputs(self, records: Sequence[Record], unique: np.ndarray, pos: np.ndarray) -> dict:
         """apply_rule's exclude, targets, groups and balance_mode for the distinct records at `pos`
         (positions among `unique`); what they were for every distinct record is kept for `notes`."""
         self._contaminated, self._how, self._similarity = self.contamination([records[i] for i in unique])
@@ -136,8 +136,9 @@ class Aims:
         marks = self._contaminated[position[source]]
         untargeted = None if rule.untargeted is None else position[rule.untargeted]
         eligible = pos[rule.eligible_mask] if rule.eligible_mask is not None else pos
-        summary = self.summary(chosen_u, reduced, eligible, untargeted, self._contaminated, self._how, marks,
-                               self._names, self._groups, rule.quotas, rule.available)
+        how = [self._how[j] for j in position[source].tolist()]  # per input record, as the counts
+        summary = self.summary(chosen_u, reduced, eligible, untargeted, how, marks, self._names, self._groups,
+                               rule.quotas, rule.available)
         nearest = {}
         if self.targets and len(chosen_u):
             from .selection.target import nearest_target
@@ -157,11 +158,11 @@ class Aims:
         return where_label(path, ex.where)
 
     def summary(self, chosen_u: np.ndarray, reduced: np.ndarray, eligible_u: np.ndarray, untargeted_u: np.ndarray | None,
-                contaminated: np.ndarray, how: list[str | None], input_marks: np.ndarray, names: list[str] | None,
+                how: list[str | None], input_marks: np.ndarray, names: list[str] | None,
                 groups_u: np.ndarray | None, quotas: np.ndarray | None, available: np.ndarray | None) -> dict:
         """The summary's "target", "decontamination" and "balance" entries. `chosen_u`, `eligible_u` and
-        `untargeted_u` are distinct positions; `contaminated`/`how` per distinct record; `input_marks` the
-        test example per input record (-1: none)."""
+        `untargeted_u` are distinct positions; `how` and `input_marks` (the test example, -1 for none) are
+        per input record, duplicates included."""
         from .selection.target import random_coverage, target_coverage
 
         out: dict = {}
