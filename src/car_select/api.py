@@ -91,7 +91,8 @@ def _input_format(source: Dataset | str, file_format: str | None) -> tuple[str, 
 
 def plan_outputs(source: Dataset | str, *, output: str | None = None, output_format: str | None = None,
                  annotated: str | None = None, report: str | None = None, figures: str | None = None,
-                 overwrite: bool = False, cli: bool = False, file_format: str | None = None) -> RunOutputs:
+                 overwrite: bool = False, cli: bool = False, file_format: str | None = None,
+                 example_files: Sequence[tuple[str, str]] = ()) -> RunOutputs:
     """Every output of a run, checked against the input and each other (as files) before any work
     (`source` is the Dataset or the input path, not yet read). Errors name the API argument, or the
     flag when `cli` is true. The selection is a folder (of shards, or a Hugging Face dataset) when its
@@ -103,7 +104,8 @@ def plan_outputs(source: Dataset | str, *, output: str | None = None, output_for
 
     in_fmt, sharded = _input_format(source, file_format)
     path = source.path if isinstance(source, Dataset) else source
-    outs = RunOutputs(inputs=[("input", path)], overwrite=overwrite)
+    # example_files: (label, path) of the --target and --decontaminate files, inputs no output may replace
+    outs = RunOutputs(inputs=[("input", path), *example_files], overwrite=overwrite)
     if output:
         fmt = output_format_for(output, output_format, in_fmt)
         folder = fmt == "hf" or (sharded and extension_format(output) is None)
@@ -155,7 +157,9 @@ def run(dataset: Dataset | str, config: Config | None = None, *, output: str | N
     executor = executor_for(engine, address=address, quiet=quiet)
     if outputs is None:
         outputs = plan_outputs(dataset, output=output, output_format=output_format, annotated=annotated,
-                               report=report, figures=figures, overwrite=overwrite, file_format=file_format)
+                               report=report, figures=figures, overwrite=overwrite, file_format=file_format,
+                               example_files=[(f"{name}=", p) for name in ("targets", "decontaminate")
+                                              for p in getattr(config, name)])
     by_label = {o.label.strip("-=").rstrip("="): o for o in outputs.outputs}
     progress = Progress(quiet)
     with outputs.transaction():

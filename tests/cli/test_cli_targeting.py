@@ -44,6 +44,13 @@ def test_mistakes_are_one_line_and_write_nothing(demo, flags, message):
     assert not (demo / "out.json").exists() and not (demo / "cache").exists()
 
 
+def test_no_output_may_replace_an_example_file(demo):
+    res = run_cli("run", demo / "grouped.json", "-o", demo / "targets.jsonl", "--cache-dir", demo / "cache",
+                  "--budget", "9", "--target", demo / "targets.jsonl")
+    assert "(--target); writing it would destroy the input" in one_line_error(res)
+    assert (demo / "targets.jsonl").read_text().startswith('{"prompt"')
+
+
 def test_a_record_without_the_balance_field_is_named(demo):
     res = run_cli("run", demo / "missing.json", "-o", demo / "out.json", "--cache-dir", demo / "cache",
                   "--budget", "9", "--balance", "meta.group")

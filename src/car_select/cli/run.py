@@ -133,7 +133,10 @@ def main(args, settings: Settings) -> int:
 
     check_engine(args.engine, args.address)  # before anything is read (api.run checks it too)
     # every output against the input and each other before anything is read or loaded
-    outputs = plan(args, args.input, annotated=args.annotated, report=args.report, figures=args.figures)
+    examples = [("--target", p) for p in settings.config.targets] + [
+        ("--decontaminate", p) for p in settings.config.decontaminate]
+    outputs = plan(args, args.input, annotated=args.annotated, report=args.report, figures=args.figures,
+                   example_files=examples)
     # a single file is read here, before the heavy imports, so a bad input fails fast; a sharded
     # input is read by the engine (on the Ray engine, as Ray tasks)
     source = args.input if args.engine == "ray" and is_sharded(args.input) else read(args)
