@@ -194,6 +194,21 @@ def test_engines_agree_exactly_without_sharing_a_cache(ray_cluster, records, sco
         assert summary[key] == expected[key], key
 
 
+@pytest.mark.slow
+def test_a_subset_on_ray_scores_as_inside_the_whole_set_locally(ray_cluster, records, scorer_dir, caches, tmp_path):
+    """Batch-invariant features across executors: every third record scored by the Ray actors from a
+    fresh cache gets the bits the local executor gives it among all the records (other neighbours,
+    other batches, another process)."""
+    from car_select.executors.ray import RayExecutor
+    from car_select.pipeline import select
+
+    subset = records[::3]
+    on_ray = select(subset, config_for(scorer_dir, str(tmp_path / "cache")), executor=RayExecutor())
+    whole = select(records, config_for(scorer_dir, caches["local"]))
+    assert on_ray.cache_hits == 0
+    np.testing.assert_array_equal(on_ray.scores.view(np.uint32), whole.scores[::3].view(np.uint32))
+
+
 def write_inputs(rows: list[dict], folder: Path) -> dict[str, Path]:
     """The same records as JSON, JSON Lines, Parquet, and shards mixing JSON Lines and Parquet."""
     import pyarrow as pa
