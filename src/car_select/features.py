@@ -22,9 +22,9 @@ from .encoding.settings import EncoderSettings, use_settings
 from .scoring.scorer import Scorer, saved_one_pass_fingerprint
 
 ProgressFn = Callable[[int, int], None]  # (texts done, tokens done) increments
-# Texts per encoder call (FeatureExtractor.extract's chunks), and records per Featurize call on Ray
-# (executors/ray.py): bf16 sums depend on the batch shapes, so one value gives both executors the
-# same chunks of single-turn records, hence the same numbers.
+# Texts per encoder call (FeatureExtractor.extract's chunks: what an interrupted run resumes from), and
+# records per Featurize call on Ray (executors/ray.py). A text's features do not depend on its chunk
+# (encoding/batching.py batches one token count at a time), so any chunking gives the same numbers.
 ENCODE_CHUNK = 2048
 
 

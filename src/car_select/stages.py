@@ -5,7 +5,7 @@ numpy arrays, hold no file handles, and pickle small (a Ray actor builds its own
 
 What an executor must give each stage (executors/base.py declares the executors' side):
 - Featurize: the records of one call, in order, in calls of at most features.ENCODE_CHUNK records
-  (so that reduced-precision batches match across executors), and a worker with `resources()`.
+  (memory; a record's features do not depend on its call), and a worker with `resources()`.
 - ClusterEstimator: `fit` on exactly the rows `fit_rows(n)` names, in that order; `predict` on any
   split of the rows (it is row-wise once fitted).
 """

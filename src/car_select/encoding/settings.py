@@ -1,6 +1,8 @@
-"""The encoder knobs: how the encoder pass runs, not what it computes. In reduced precision they move
-the last bits of a score (sums depend on the shapes they are computed in), so they are Config fields
-(`fast_encoder`, `cpu_batch_tokens`, `encode_workers`) and the feature cache keys on their values.
+"""The encoder knobs: how the encoder pass runs, not what it computes. They are Config fields
+(`fast_encoder`, `cpu_batch_tokens`, `encode_workers`) and the feature cache keys on their values:
+the fast forward computes the same function in other kernels (other last bits), and while a text's
+features do not depend on its batch (encoding/batching.py; on this project's CPU the batch cap and
+the workers leave them unchanged too), kernels elsewhere may pick their blocking by shape or threads.
 
 Environment variables only set those fields' defaults, and are read here and nowhere else:
 

@@ -15,8 +15,8 @@
   code the local executor runs.
 
 What reaches the driver: the normalised records (dedupe, the CaR rule, the language sample and the
-report still take them as a list, and Featurize's chunks are cut from that list so that bf16 batches
-match the local executor's), each file's layout, one score, label and reduced embedding per
+report still take them as a list, and Featurize's chunks are cut from that list as the local
+executor cuts them), each file's layout, one score, label and reduced embedding per
 distinct record, and the fit sample's embeddings. The raw rows and the full embeddings stay on the
 workers (the raw rows do come to the driver with `score_field`, whose values are read from them).
 
