@@ -58,3 +58,26 @@ def test_bad_ratings_are_one_line_exit_2_nothing_written(tmp_path, case, expecte
     line = one_line_error(run_cli(*args))
     assert expected in line, line
     assert not (tmp_path / "out").exists()
+
+
+def test_no_negatives_trains_on_the_pairs_alone(tmp_path, monkeypatch):
+    """--no-negatives reaches the pairs trainer as negatives_per_answer=0 (no corruption negatives)."""
+    import car_select.training.train as train
+    from car_select.cli import main
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_train_from_files(output, train_paths, valid_paths, settings, **kw):
+        seen["negatives_per_answer"] = settings.negatives_per_answer
+        raise Stop
+
+    monkeypatch.setattr(train, "train_from_files", fake_train_from_files)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"prompt": "q", "chosen": "a", "rejected": "b"}) + "\n")
+    for flags, expected in (([], 1), (["--no-negatives"], 0)):
+        with pytest.raises(Stop):
+            main(["train-scorer", "--train", str(pairs), "--valid", str(pairs), "-o", str(tmp_path / "o"), *flags])
+        assert seen.pop("negatives_per_answer") == expected
