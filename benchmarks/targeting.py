@@ -145,14 +145,14 @@ def target_pool(tmp: str):
 
 
 def bench_pool_factor(tmp: str) -> dict:
-    """The relevant pool's size (selection.target.POOL_FACTOR x budget), at most 3 values: the target's share
+    """The relevant pool's size (selection.target.POOL_FACTOR x budget), at most 4 values: the target's share
     and coverage per strategy. The shipped factor is the largest that keeps every strategy at the issue's bar."""
     from car_select.selection import target as target_module
 
     records, sources, files = target_pool(tmp)
     shipped, out = target_module.POOL_FACTOR, {}
     try:
-        for factor in (1.0, 1.5, 2.0):
+        for factor in (1.0, 1.5, 2.0, 3.0):
             target_module.POOL_FACTOR = factor
             for target in ("code", "chat"):
                 for strategy in STRATEGIES:
@@ -355,7 +355,7 @@ def tables(result: dict) -> str:
     if p:
         out += ["| pool (x budget) | code share | chat share | code coverage | chat coverage | mean score (code, chat) |",
                 "|---|---|---|---|---|---|"]
-        for factor in ("1", "1.5", "2"):
+        for factor in ("1", "1.5", "2", "3"):
             rows = {k.split()[1]: [p["runs"][f"{factor} {k.split()[1]} {s}"] for s in STRATEGIES]
                     for k in p["runs"] if k.startswith(f"{factor} ")}
             share = {k: "/".join(f"{r['share']:.0%}" for r in v) for k, v in rows.items()}
