@@ -166,7 +166,8 @@ def by_record(owner: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.nda
 
 # ---- training -------------------------------------------------------------------------------------
 
-def _head_scores(head: nn.Module, feats, rows: np.ndarray) -> np.ndarray:
+def head_scores(head: nn.Module, feats, rows: np.ndarray) -> np.ndarray:
+    """A head's scores of the feature rows `rows`, in eval mode."""
     out = []
     head.eval()
     with torch.no_grad():
@@ -239,7 +240,7 @@ def train_head(scorer, feats, texts: RatedTexts, train_rows: np.ndarray, valid_r
                 optimizer.zero_grad()
                 value.backward()
                 optimizer.step()
-            crit = _criterion(_head_scores(head, feats, valid_rows), texts.ratings[valid_rows], texts.owner[valid_rows])
+            crit = _criterion(head_scores(head, feats, valid_rows), texts.ratings[valid_rows], texts.owner[valid_rows])
             if crit > best[0]:
                 best = (crit, epoch, copy.deepcopy(head.state_dict()))
             elif epoch - best[1] >= settings.patience:
@@ -254,7 +255,7 @@ def train_head(scorer, feats, texts: RatedTexts, train_rows: np.ndarray, valid_r
     else:
         head.load_state_dict(members[0].state_dict())
     head.eval()
-    crit = _criterion(_head_scores(head, feats, valid_rows), texts.ratings[valid_rows], texts.owner[valid_rows])
+    crit = _criterion(head_scores(head, feats, valid_rows), texts.ratings[valid_rows], texts.owner[valid_rows])
     return head, {"criterion": round(crit, 4), "best_epochs": best_epochs}
 
 
@@ -314,7 +315,7 @@ def distill(records: Sequence, ratings: Sequence[float], settings: RatingsSettin
     test_records = np.zeros(0, dtype=np.int64)
     test_scores = np.zeros(0)
     if len(test_rows):
-        test_records, test_scores = by_record(texts.owner[test_rows], _head_scores(head, feats, test_rows))
+        test_records, test_scores = by_record(texts.owner[test_rows], head_scores(head, feats, test_rows))
         held_out = held_out_report(records, ratings, test_records, test_scores, feats, test_rows, texts)
     n_train_records = len(np.unique(texts.owner[train]))
     scorer.meta["training"] = {**asdict(settings), "loss": loss, "trials": trials, "rating_field": rating_field,
@@ -347,7 +348,7 @@ def default_scores(feats, rows: np.ndarray, owner: np.ndarray, scorer_name: str 
             (list(mine.views), mine.text_stats, mine.tail_tokens, feats.scorer.max_length, feats.scorer.encoder_name):
         return None
     head = shipped.model.head.to(feats.scorer.device)
-    return by_record(owner, _head_scores(head, feats, rows))[1]
+    return by_record(owner, head_scores(head, feats, rows))[1]
 
 
 def held_out_report(records, ratings, test_records, test_scores, feats, test_rows, texts) -> dict:
