@@ -114,3 +114,34 @@ def test_the_superset_gives_subset_texts_other_batch_neighbours():
         return {len(x) for x in tokenizer(segment_records(records).texts, truncation=True, max_length=256)["input_ids"]}
 
     assert len(lengths(_records(30, seed=1)) & lengths(_records(70, seed=2))) >= 10
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_ragged_batch_gives_the_bits_of_one_length_batches(fast):
+    """ragged=True lets a batch mix lengths (padded); score_and_embed computes each length apart, so
+    every output is the bits that one-length batches give, on the fast path and the Hugging Face one."""
+    from car_select.encoding.settings import EncoderSettings, use_settings
+    from car_select.scoring.model import HeadConfig, QualityEstimator, ScoringHead
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    encoder = BertModel(BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                   intermediate_size=64, max_position_embeddings=80)).eval()
+    model = QualityEstimator(encoder, ScoringHead(HeadConfig(hidden_size=32, num_layers=3, hidden_sizes=[16]))).eval()
+    rng = np.random.default_rng(0)
+    ids = [rng.integers(3, 120, size=int(n)) for n in rng.integers(2, 40, size=50)]
+    got, shapes = {}, []
+
+    def fn(input_ids, mask):
+        shapes.append(len(set(mask.sum(1).tolist())))
+        return model.score_and_embed(input_ids, mask)
+
+    with use_settings(EncoderSettings(fast_encoder=fast)):
+        for ragged in (False, True):
+            out = np.zeros((len(ids), 33), np.float32)
+            for idx, (s, e, _) in run_batches(fn, ids, pad_id=0, batch_tokens=256, device=torch.device("cpu"),
+                                              dtype=torch.bfloat16, ragged=ragged, workers=1):
+                out[idx, 0], out[idx, 1:] = s, e
+            got[ragged] = out
+    assert max(shapes) > 1  # some ragged batch held several lengths
+    assert np.array_equal(got[False].view(np.uint32), got[True].view(np.uint32))

@@ -39,18 +39,51 @@ def batch_rows(length: int, batch_tokens: int, max_batch: int = 512) -> int:
     return max(1, min(max_batch, batch_tokens // max(1, length)))
 
 
-def length_batches(lengths: Sequence[int], batch_tokens: int, max_batch: int = 512) -> list[np.ndarray]:
+def length_batches(lengths: Sequence[int], batch_tokens: int, max_batch: int = 512,
+                   one_length: bool = True) -> list[np.ndarray]:
     """Indices grouped into batches of texts of exactly one token count, batch_rows(length) at most
     each, longest first (so the largest allocation happens at once and memory does not creep upward).
-    One length per batch means no padding: what makes a text's features independent of its batch."""
+    One length per batch means no padding: what makes a text's features independent of its batch.
+
+    one_length=False: consecutive lengths share a batch while its padded size stays under
+    batch_tokens, for a `fn` that computes each length's rows apart (ragged batches, run_batches)."""
     lengths = np.asarray(lengths, dtype=np.int64)
     order = np.argsort(-lengths, kind="stable")
+    if not one_length:
+        batches, current, longest = [], [], 0
+        for i in order:
+            n = int(lengths[i])
+            if current and (max(longest, n) * (len(current) + 1) > batch_tokens or len(current) >= max_batch):
+                batches.append(np.asarray(current))
+                current, longest = [], 0
+            current.append(i)
+            longest = max(longest, n)
+        if current:
+            batches.append(np.asarray(current))
+        return batches
     runs = np.split(order, np.flatnonzero(np.diff(lengths[order])) + 1) if len(order) else []
     batches = []
     for run in runs:
         rows = batch_rows(int(lengths[run[0]]), batch_tokens, max_batch)
         batches.extend(run[start:start + rows] for start in range(0, len(run), rows))
     return batches
+
+
+def length_groups(mask: torch.Tensor) -> tuple[torch.Tensor | None, list[tuple[int, int, int]]]:
+    """A right-padded batch's rows by token count: (the row order that puts rows of one length
+    together, longest first, or None where they already are; [(first row, end row, length)] in
+    that order)."""
+    lengths = mask.sum(1)
+    order = torch.argsort(-lengths, stable=True)
+    if bool((order == torch.arange(len(order), device=order.device)).all()):
+        order = None
+    ordered = (lengths if order is None else lengths[order]).tolist()
+    groups, start = [], 0
+    for row in range(1, len(ordered) + 1):
+        if row == len(ordered) or ordered[row] != ordered[start]:
+            groups.append((start, row, int(ordered[start])))
+            start = row
+    return order, groups
 
 
 def in_fixed_rows(fn: Callable[..., torch.Tensor], *tensors: torch.Tensor | None,
@@ -107,6 +140,7 @@ def run_batches(
     workers: int | None = None,
     fixed_layout: bool = False,
     extras: Sequence[np.ndarray] = (),
+    ragged: bool = False,
 ) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
     """Yields (indices, outputs as float32 numpy arrays) batch by batch, longest texts first.
 
@@ -124,19 +158,23 @@ def run_batches(
     batch_tokens, one at a time on torch's threads: a scorer's training features in one layout, for
     kernels whose results would depend on the shape or the threads.
 
+    ragged=True (CPU only): a batch may hold several lengths, padded, for an `fn` that computes each
+    length's rows apart (QualityEstimator.score_and_embed: its matrix products run on every real
+    token of the batch at once, its attention and pooling length by length), which keeps the
+    matrix products as large as padded batches made them and the bits of one-length batches.
+
     extras: per-text arrays (first axis = text); each batch's rows are passed to `fn` after the mask."""
     lengths = [len(x) for x in token_ids]
     cap = current_settings().cpu_batch_tokens
     if device.type == "cpu" and cap and not fixed_layout:
         batch_tokens = min(batch_tokens, cap)
-    batches = length_batches(lengths, batch_tokens)
+    fill_rows = device.type != "cpu"
+    batches = length_batches(lengths, batch_tokens, one_length=not ragged or fill_rows)
     if fixed_layout:
         workers = 1
     elif workers is None:
         workers = encode_workers(device)
     workers = min(max(1, workers), len(batches))
-
-    fill_rows = device.type != "cpu"
 
     def work(batch: np.ndarray):
         n = len(batch)

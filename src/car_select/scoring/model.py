@@ -198,6 +198,32 @@ class QualityEstimator(nn.Module):
             return fast.hidden_states(input_ids, attention_mask)
         return self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states
 
+    def pooled_by_length(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                         response_start: torch.Tensor | None = None) -> torch.Tensor:
+        """pooled_views (given response_start) or pooled_layers of a batch that may mix lengths,
+        computed as if each length's rows were a batch alone: padding never enters a text's numbers
+        (encoding/batching.py, ragged batches). Inference only."""
+        from ..encoding.batching import length_groups
+        from ..encoding.fast_bert import inference_encoder
+
+        def pool(states, mask, starts):
+            return masked_mean_layers(states, mask) if starts is None else masked_mean_views(states, mask, starts)
+
+        if bool(attention_mask.all()):
+            return pool(self.hidden_states(input_ids, attention_mask), attention_mask, response_start)
+        order, groups = length_groups(attention_mask)
+        if order is not None:
+            input_ids, attention_mask = input_ids[order], attention_mask[order]
+            response_start = None if response_start is None else response_start[order]
+        fast = inference_encoder(self.encoder, input_ids.device)
+        if fast is not None:
+            states = fast.hidden_state_groups(input_ids, attention_mask, groups)
+        else:
+            states = [self.hidden_states(input_ids[a:b, :n], attention_mask[a:b, :n]) for a, b, n in groups]
+        pooled = torch.cat([pool(s, attention_mask[a:b, :n], None if response_start is None else response_start[a:b])
+                            for s, (a, b, n) in zip(states, groups)])
+        return pooled if order is None else pooled[torch.argsort(order)]
+
     def pooled_views(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                      response_start: torch.Tensor) -> torch.Tensor:
         return masked_mean_views(self.hidden_states(input_ids, attention_mask), attention_mask, response_start)
@@ -208,7 +234,7 @@ class QualityEstimator(nn.Module):
     def score_and_embed_views(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                               response_start: torch.Tensor, stats: torch.Tensor):
         """score_and_embed for a multi-view head: the same embedding, the head sees every view."""
-        views = self.pooled_views(input_ids, attention_mask, response_start)
+        views = self.pooled_by_length(input_ids, attention_mask, response_start)
         embedding = nn.functional.normalize(views[:, 0, -1], dim=-1)
         with torch.autocast(input_ids.device.type, enabled=False):  # fixed rows: a score is batch-invariant
             scores = in_fixed_rows(self.head, views, stats)
@@ -216,7 +242,7 @@ class QualityEstimator(nn.Module):
 
     def score_and_embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
         """(head output, L2-normalised mean-pooled last layer, token counts) for one batch."""
-        pooled = self.pooled_layers(input_ids, attention_mask)
+        pooled = self.pooled_by_length(input_ids, attention_mask)
         embedding = nn.functional.normalize(pooled[:, -1], dim=-1)
         with torch.autocast(input_ids.device.type, enabled=False):  # the small head in fp32, as in training
             scores = in_fixed_rows(self.head, pooled)  # fixed rows: a score is batch-invariant

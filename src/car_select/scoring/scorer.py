@@ -253,7 +253,7 @@ class Scorer:
         counts = np.zeros(n, dtype=np.int64)
         for idx, (s, e, c) in run_batches(self.model.score_and_embed, ids, pad_id=self.pad_id,
                                           batch_tokens=batch_tokens, device=self.device, dtype=self.dtype,
-                                          progress=progress):
+                                          progress=progress, ragged=True):
             scores[idx], emb[idx], counts[idx] = s, e, c
         return scores, emb, counts
 
@@ -294,7 +294,7 @@ class Scorer:
         counts = np.zeros(n, dtype=np.int64)
         for idx, (s, e, c) in run_batches(self.model.score_and_embed_views, ids, pad_id=self.pad_id,
                                           batch_tokens=batch_tokens, device=self.device, dtype=self.dtype,
-                                          progress=progress, extras=(starts, stats)):
+                                          progress=progress, extras=(starts, stats), ragged=True):
             scores[idx], emb[idx], counts[idx] = s, e, c
         return scores, emb, counts
 
