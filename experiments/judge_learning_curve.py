@@ -68,9 +68,19 @@ def valid_split(records_idx: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndar
     return np.sort(perm[n_valid:]), np.sort(perm[:n_valid])
 
 
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def save(path: str, results: dict) -> None:
     """Merge `results` into the JSON at `path` (runs of other processes kept), under a lock."""
-    with open(f"{path}.lock", "w") as lock:
+    import tempfile
+
+    with open(os.path.join(tempfile.gettempdir(), "judge_learning_curve.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         merged = {}
         if os.path.exists(path):
@@ -164,7 +174,7 @@ def main() -> None:
                      "seconds": round(time.perf_counter() - started, 1)}
             results["runs"].setdefault(judge, {})[run] = entry
             print(judge, run, json.dumps(entry), flush=True)
-            results["machine"] = {"cpu": platform.processor() or platform.machine(),
+            results["machine"] = {"cpu": cpu_name(),
                                   "feature_seconds": round(feature_seconds)}
             save(args.out, results)
     print(json.dumps(results["baselines"], indent=1))
