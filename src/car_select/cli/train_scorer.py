@@ -176,7 +176,7 @@ def ratings_main(args) -> int:
         raise CarSelectError(f"{args.ratings}: no records")
     ratings = read_score_field(dataset, args.rating_field)  # a missing or non-numeric rating: one line, exit 2
     from ..training.card import format_card
-    from ..training.ratings import RatingsSettings, distill, format_ratings_card
+    from ..training.ratings import RatingsSettings, distill
 
     settings = RatingsSettings(encoder=args.encoder, seed=args.seed, max_length=args.max_length,
                                precision=args.precision, device=args.device)

@@ -361,18 +361,3 @@ def held_out_report(records, ratings, test_records, test_scores, feats, test_row
     if shipped is not None:
         report["default_scorer"] = agreement(shipped, truth)
     return report
-
-
-def format_ratings_card(held_out: dict) -> list[str]:
-    """The held-out lines of a distilled scorer's card."""
-    if not held_out:
-        return ["held out: no records in the test bucket (rate more records)"]
-    lines = [f"held out ({held_out['n_records']:,} records, {held_out['distinct_ratings']} distinct ratings):"]
-    for name in ("scorer", "output_length", "default_scorer"):
-        if name in held_out:
-            a = held_out[name]
-            parts = [f"Spearman {a['spearman']:+.4f}" if a.get("spearman") is not None else "Spearman n/a"]
-            if "auc" in a:
-                parts.append(f"AUC {a['auc']:.4f}")
-            lines.append(f"  {name.replace('_', ' '):<15} " + ", ".join(parts))
-    return lines
