@@ -134,10 +134,7 @@ def main(args) -> int:
         if getattr(args, flag) is not None:
             setattr(settings, name, getattr(args, flag))
     if args.hidden_sizes:
-        try:
-            settings.hidden_sizes = [int(x) for x in args.hidden_sizes.split(",") if x.strip()]
-        except ValueError:
-            raise CarSelectError(f"--hidden-sizes must be comma-separated integers, got {args.hidden_sizes!r}") from None
+        settings.hidden_sizes = _hidden_sizes(args.hidden_sizes)
     train_weights = None
     if args.train_weights is not None:
         try:
@@ -155,6 +152,14 @@ def main(args) -> int:
         print(format_card(result.scorer.meta["card"]))
         print(f"best epochs {result.best_epochs}; saved {args.output} in {time.perf_counter() - started:.0f}s")
     return 0
+
+
+def _hidden_sizes(text: str) -> list[int]:
+    """--hidden-sizes "1024,256" as a list; one line for anything else."""
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise CarSelectError(f"--hidden-sizes must be comma-separated integers, got {text!r}") from None
 
 
 def ratings_main(args) -> int:
@@ -184,10 +189,7 @@ def ratings_main(args) -> int:
         if getattr(args, flag) is not None:
             setattr(settings, name, getattr(args, flag))
     if args.hidden_sizes:
-        try:
-            settings.hidden_sizes = [int(x) for x in args.hidden_sizes.split(",") if x.strip()]
-        except ValueError:
-            raise CarSelectError(f"--hidden-sizes must be comma-separated integers, got {args.hidden_sizes!r}") from None
+        settings.hidden_sizes = _hidden_sizes(args.hidden_sizes)
     started = time.perf_counter()
     result = distill(dataset.records, ratings, settings, source=os.path.basename(args.ratings),
                      rating_field=args.rating_field, quiet=args.quiet,
