@@ -108,7 +108,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data.is_file():
         print(f"skipped: {args.data} is absent (the Alpaca data lives in ../shared/data)")
         return 0
-    sys.path.insert(0, str(REPO / "benchmarks"))
     from bench_pipeline import cpu_family, cpu_model
 
     base, new = (subprocess.run(["git", "rev-parse", c], cwd=REPO, capture_output=True, text=True,

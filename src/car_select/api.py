@@ -248,12 +248,9 @@ def score_dataset(dataset: Dataset, config: Config | None = None, *, output: str
     if not isinstance(score_column, str) or not score_column.strip():
         raise SettingError(f"{{}} must name a field, got {score_column!r}", "score_column")
     if not overwrite_field:
-        from .given_scores import first_record_with
+        from .given_scores import refuse_existing_field
 
-        i = first_record_with(dataset, score_column)
-        if i is not None:
-            raise SettingError(f'{dataset.path}: record {i} already has a field "{score_column}"; name another '
-                               "field with {} or replace it with {}", "score_column", "overwrite_field")
+        refuse_existing_field(dataset, score_column, "score_column")
     with outputs.transaction():
         scores = score_records(dataset.records, config, quiet)
         out = outputs.outputs[0]

@@ -92,6 +92,17 @@ def first_record_with(dataset: Dataset, name: str) -> int | None:
     return next((i for i, row in enumerate(rows) if isinstance(row, dict) and name in row), None)
 
 
+def refuse_existing_field(dataset: Dataset, name: str, setting: str) -> None:
+    """A new field `name` (set by `setting`) must not replace one a record already has, unless the
+    caller's `overwrite_field` says so: one line naming the file, record and field."""
+    from .errors import SettingError
+
+    i = first_record_with(dataset, name)
+    if i is not None:
+        raise SettingError(f'{dataset.path}: record {i} already has a field "{name}"; name another '
+                           "field with {} or replace it with {}", setting, "overwrite_field")
+
+
 def read_value_field(dataset: Dataset, name: str, what: str = "balance field") -> list:
     """Field `name` of every record (a dotted path reaches into nested objects and lists, as --fields
     does); CarSelectError naming the file, record and field on the first record without it."""

@@ -217,12 +217,9 @@ def rate_dataset(dataset, rubric: Rubric, client: ChatClient, *, output: str, ou
     if concurrency < 1:
         raise SettingError(f"{{}} must be >= 1, got {concurrency}", "concurrency")
     if not overwrite_field:
-        from ..given_scores import first_record_with
+        from ..given_scores import refuse_existing_field
 
-        i = first_record_with(dataset, rating_field)
-        if i is not None:
-            raise SettingError(f'{dataset.path}: record {i} already has a field "{rating_field}"; name another '
-                               "field with {} or replace it with {}", "rating_field", "overwrite_field")
+        refuse_existing_field(dataset, rating_field, "rating_field")
     records = dataset.records
     if not records:
         raise CarSelectError(f"{dataset.path}: no records to rate")
